@@ -1,0 +1,676 @@
+/*
+** hooks.c: the replacements of coroutine.create, wrap, resume and close.
+**
+** They behave exactly as Lua 5.4's own (lcorolib.c): same results, same
+** error objects and messages, same status rules; on top of that they record
+** task records and events. The inspector is the first upvalue of every hook
+** closure, the weak-keyed anchor table the second, the metatable of
+** collection sentinels the third.
+**
+** Hot path (resume + the yield seen from the resumer's side): one O(1)
+** lookup, a few stores, two time stamps, two fixed-size events. No Lua
+** allocation, no table access, no formatting, except once per task at its
+** first yield (the collection sentinel) and once per yield site (location).
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#include "ai_internal.h"
+
+#if !defined(l_unlikely)
+#if defined(__GNUC__)
+#define l_unlikely(x) __builtin_expect(((x) != 0), 0)
+#define l_likely(x) __builtin_expect(((x) != 0), 1)
+#else
+#define l_unlikely(x) (x)
+#define l_likely(x) (x)
+#endif
+#endif
+
+#define UV_INSPECTOR lua_upvalueindex(1)
+#define UV_ANCHORS lua_upvalueindex(2)
+#define UV_SENTINEL_MT lua_upvalueindex(3)
+
+/* ---------------------------------------------------------------------- */
+/* closing a coroutine: the API changed within 5.4                          */
+/* ---------------------------------------------------------------------- */
+
+int ai_closethread(lua_State *co, lua_State *from) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  return lua_closethread(co, from);
+#elif LUA_VERSION_RELEASE_NUM >= 50405
+  (void)from;
+  return lua_resetthread(co, from);
+#else
+  (void)from;
+  return lua_resetthread(co);
+#endif
+}
+
+/* ---------------------------------------------------------------------- */
+/* yield locations                                                          */
+/* ---------------------------------------------------------------------- */
+
+/* Lua 5.4.0 to 5.4.8 lay a CallInfo out as func, top, previous, next, then
+** the union whose Lua member starts with savedpc; a Lua closure as the GC
+** header, nupvalues, gclist, then its prototype. Both are private layouts,
+** verified at load time by ai_hooks_check_layout(); when a check fails the
+** cache is not used and every lookup goes through lua_getinfo. */
+struct ci_prefix {
+  void *func, *top, *previous, *next;
+  const void *savedpc; /* Lua frame: next instruction; C frame: continuation */
+};
+
+struct closure_prefix {
+  void *next;
+  unsigned char tt, marked, nupvalues;
+  void *gclist;
+  const void *proto;
+};
+
+static const void *frame_key(const lua_Debug *ar) {
+  return ((const struct ci_prefix *)(const void *)ar->i_ci)->savedpc;
+}
+
+static const void *proto_key(lua_State *L, int idx) {
+  return ((const struct closure_prefix *)lua_topointer(L, idx))->proto;
+}
+
+static ai_str intern_location(ai_inspector *I, const char *src, int line) {
+  char buf[LUA_IDSIZE + 32];
+  int n = snprintf(buf, sizeof buf, "%s:%d", src, line);
+  if (n < 0) return 0;
+  if ((size_t)n >= sizeof buf) n = (int)sizeof buf - 1;
+  return ai_strings_intern(I->strings, buf, (size_t)n, 1);
+}
+
+/* location id -> function name id, written on cache misses only */
+static void locfn_set(ai_inspector *I, ai_str loc, const char *name) {
+  if (loc == 0 || name == NULL) return;
+  if (loc >= I->locfn_cap) {
+    uint32_t ncap = I->locfn_cap ? I->locfn_cap : 256;
+    ai_str *n;
+    while (ncap <= loc) ncap *= 2;
+    n = (ai_str *)realloc(I->locfn, ncap * sizeof *n);
+    if (n == NULL) return;
+    memset(n + I->locfn_cap, 0, (ncap - I->locfn_cap) * sizeof *n);
+    I->locfn = n;
+    I->locfn_cap = ncap;
+  }
+  if (I->locfn[loc] == 0)
+    I->locfn[loc] = ai_strings_intern(I->strings, name, strlen(name), 1);
+}
+
+ai_str ai_locfn_get(const ai_inspector *I, ai_str loc) {
+  return loc < I->locfn_cap ? I->locfn[loc] : 0;
+}
+
+/* location of the first Lua frame at or above `level`: the slow path */
+static ai_str locate_slow(ai_inspector *I, lua_State *co, int level, int *is_c) {
+  lua_Debug ar;
+  *is_c = 0;
+  for (; lua_getstack(co, level, &ar); level++) {
+    if (!lua_getinfo(co, "Sln", &ar)) break;
+    if (ar.currentline >= 0) {
+      ai_str loc = intern_location(I, ar.short_src, ar.currentline);
+      locfn_set(I, loc, ar.name);
+      return loc;
+    }
+    *is_c = 1; /* a C function (pcall, a C library) stands between */
+  }
+  return 0;
+}
+
+static uint32_t key_hash(const void *key) {
+  uintptr_t p = (uintptr_t)key;
+  return (uint32_t)((p >> 2) ^ (p >> 13)) & (AI_SITE_CACHE - 1);
+}
+
+/* where the frame at `level` of L stands now: for a suspended coroutine
+** level 1 is the caller of the yielding C function; for a running thread
+** inside a hook level 1 is the Lua caller. Cached by the frame's saved pc;
+** an entry is valid for one GC epoch, so code freed by a collection cannot
+** hand its address, and a stale location, to new code. */
+ai_str ai_site_location(ai_inspector *I, lua_State *L, int level) {
+  lua_Debug ar;
+  ai_site *s;
+  const void *pc;
+  int is_c;
+  ai_str loc;
+  if (!I->ci_layout_ok) return locate_slow(I, L, level, &is_c);
+  if (!lua_getstack(L, level, &ar)) return locate_slow(I, L, level - 1, &is_c);
+  pc = frame_key(&ar);
+  s = &I->sites[key_hash(pc)];
+  if (l_likely(s->key == pc && s->epoch == I->epoch && pc != NULL)) return s->loc;
+  loc = locate_slow(I, L, level, &is_c);
+  if (!is_c && pc != NULL) { /* C frames share keys: never cached */
+    s->key = pc;
+    s->epoch = I->epoch;
+    s->loc = loc;
+  }
+  return loc;
+}
+
+/* "source:line" where the function at idx is defined: the default task
+** name; cached by prototype like yield sites */
+static ai_str function_location(ai_inspector *I, lua_State *L, int idx) {
+  lua_Debug ar;
+  ai_site *s = NULL;
+  const void *proto = NULL;
+  ai_str loc;
+  if (lua_iscfunction(L, idx)) return ai_strings_intern(I->strings, "[C]", 3, 1);
+  if (I->cl_layout_ok) {
+    proto = proto_key(L, idx);
+    s = &I->protos[key_hash(proto)];
+    if (l_likely(s->key == proto && s->epoch == I->epoch)) return s->loc;
+  }
+  lua_pushvalue(L, idx);
+  if (!lua_getinfo(L, ">S", &ar)) return 0;
+  loc = intern_location(I, ar.short_src, ar.linedefined);
+  if (s != NULL) {
+    s->key = proto;
+    s->epoch = I->epoch;
+    s->loc = loc;
+  }
+  return loc;
+}
+
+/* yields of a known test function reveal whether the private layouts
+** hold: the same call site must give the same key, another site another */
+static int layout_yield(lua_State *L) { return lua_yield(L, 0); }
+
+static int check_ci_layout(lua_State *L) {
+  static const char code[] =
+      "local y = ...\n"
+      "return function()\n"
+      "  for _ = 1, 2 do y() end\n"
+      "  y()\n"
+      "end\n";
+  const void *keys[3];
+  int lines[3], i, nres, ok = 1;
+  lua_State *co;
+  if (luaL_loadbuffer(L, code, sizeof code - 1, "=layout") != LUA_OK) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushcfunction(L, layout_yield);
+  lua_call(L, 1, 1);
+  co = lua_newthread(L);
+  lua_insert(L, -2);
+  lua_xmove(L, co, 1);
+  for (i = 0; i < 3 && ok; i++) {
+    lua_Debug ar;
+    ok = lua_resume(co, L, 0, &nres) == LUA_YIELD && lua_getstack(co, 1, &ar) &&
+         lua_getinfo(co, "l", &ar);
+    if (ok) {
+      keys[i] = frame_key(&ar);
+      lines[i] = ar.currentline;
+    }
+  }
+  ok = ok && lines[0] == 3 && lines[1] == 3 && lines[2] == 4 && keys[0] != NULL &&
+       keys[0] == keys[1] && keys[0] != keys[2] &&
+       (const char *)keys[2] > (const char *)keys[0] &&
+       (const char *)keys[2] - (const char *)keys[0] < 256;
+  lua_pop(L, 1); /* the thread */
+  return ok;
+}
+
+static int check_closure_layout(lua_State *L) {
+  static const char code[] =
+      "local function mk() return function() return 1 end end\n"
+      "return mk(), mk(), function() return 2 end\n";
+  int ok;
+  if (luaL_loadbuffer(L, code, sizeof code - 1, "=layout") != LUA_OK) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_call(L, 0, 3);
+  ok = proto_key(L, -3) != NULL && proto_key(L, -3) == proto_key(L, -2) &&
+       proto_key(L, -3) != proto_key(L, -1) && proto_key(L, -3) != lua_topointer(L, -3);
+  lua_pop(L, 3);
+  return ok;
+}
+
+int ai_hooks_check_layout(ai_inspector *I, lua_State *L) {
+  I->ci_layout_ok = check_ci_layout(L);
+  I->cl_layout_ok = check_closure_layout(L);
+  return I->ci_layout_ok && I->cl_layout_ok;
+}
+
+/* ---------------------------------------------------------------------- */
+/* task life cycle                                                          */
+/* ---------------------------------------------------------------------- */
+
+/* the innermost open ai.task() block of L, else the task of L itself */
+static uint64_t current_task_id(ai_inspector *I, lua_State *L) {
+  uint32_t i;
+  ai_task *t;
+  for (i = I->block_top; i > 0; i--)
+    if (I->blocks[i - 1].thread == L) return I->blocks[i - 1].id;
+  t = ai_registry_of(&I->reg, L);
+  return t ? t->id : 0;
+}
+
+uint64_t ai_current_task(ai_inspector *I, lua_State *L) { return current_task_id(I, L); }
+
+/* sampling: decided once per task, at its creation (xorshift64) */
+static int sampled_out(ai_inspector *I) {
+  uint64_t x;
+  if (I->sample_threshold == UINT32_MAX) return 0;
+  x = I->rng;
+  x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+  I->rng = x;
+  return (uint32_t)(x >> 32) >= I->sample_threshold;
+}
+
+/* a new record for co (NULL for a block); fn_idx: the function in L;
+** site_level: the level of L that created it (0: unknown) */
+ai_task *ai_track(ai_inspector *I, lua_State *L, lua_State *co, int fn_idx, int site_level) {
+  ai_tick now = ai_now();
+  ai_task *t = ai_registry_add(&I->reg, co, current_task_id(I, L), now);
+  if (t == NULL) return NULL;
+  if (fn_idx != 0) t->created_fn = function_location(I, L, fn_idx);
+  if (site_level > 0) t->created_at = ai_site_location(I, L, site_level);
+  ai_timeline_push(&I->tl, AI_EV_SPAWN, t->id, t->parent, t->created_at, 0, now);
+  return t;
+}
+
+void ai_finish(ai_inspector *I, ai_task *t, uint8_t state, ai_str detail, ai_tick now) {
+  static const uint8_t kinds[AI_STATE_COUNT] = {
+    0, 0, 0, 0, AI_EV_COMPLETE, AI_EV_FAIL, AI_EV_CANCEL, AI_EV_DROP };
+  ai_registry_set_state(&I->reg, t, state);
+  t->ended = t->last_change = now;
+  if (state != AI_DROPPED && state != AI_CANCELLED) t->where = 0;
+  if (detail != 0) { /* the record keeps one reference, the event another */
+    ai_strings_ref(I->strings, detail);
+    ai_strings_release(I->strings, t->error);
+    t->error = detail;
+  }
+  ai_timeline_push(&I->tl, kinds[state], t->id, 0, 0, detail, now);
+  ai_registry_retire(&I->reg, t, NULL, NULL);
+}
+
+static ai_str intern_text(ai_inspector *I, const char *s, size_t len) {
+  return ai_strings_intern(I->strings, s, len > 4096 ? 4096 : len, 0);
+}
+
+/* error text of a failed coroutine, never calling a metamethod */
+ai_str ai_error_text(ai_inspector *I, lua_State *L, int idx) {
+  char buf[64];
+  size_t len;
+  const char *s;
+  int n;
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+      s = lua_tolstring(L, idx, &len);
+      return intern_text(I, s, len);
+    case LUA_TNUMBER: { /* convert a copy, never the error object itself */
+      ai_str id;
+      lua_pushvalue(L, idx);
+      s = lua_tolstring(L, -1, &len);
+      id = intern_text(I, s, len);
+      lua_pop(L, 1);
+      return id;
+    }
+    case LUA_TNIL: case LUA_TBOOLEAN:
+      s = lua_isnil(L, idx) ? "nil" : lua_toboolean(L, idx) ? "true" : "false";
+      return intern_text(I, s, strlen(s));
+    default:
+      n = snprintf(buf, sizeof buf, "(error object is a %s value)", luaL_typename(L, idx));
+      return intern_text(I, buf, n > 0 ? (size_t)n : 0);
+  }
+}
+
+/* traceback of a coroutine that just failed: its stack is still intact */
+static void capture_traceback(ai_inspector *I, lua_State *L, lua_State *co, ai_task *t) {
+  const char *tb;
+  size_t len;
+  if (!lua_checkstack(L, 2)) return;
+  luaL_traceback(L, co, NULL, 0);
+  tb = lua_tolstring(L, -1, &len);
+  t->traceback = ai_strings_intern(I->strings, tb, len > 16384 ? 16384 : len, 0);
+  lua_pop(L, 1);
+}
+
+/* first yield of a task: a sentinel in the weak-keyed anchor table tells
+** when the coroutine is collected while suspended. Once per task. */
+static void anchor(lua_State *L, int co_idx, ai_task *t) {
+  struct ai_sentinel *s;
+  if (!lua_checkstack(L, 4)) return;
+  lua_pushvalue(L, co_idx);
+  lua_pushvalue(L, UV_ANCHORS);
+  lua_insert(L, -2);
+  s = (struct ai_sentinel *)lua_newuserdatauv(L, sizeof *s, 1);
+  s->slot = t->slot;
+  s->id = t->id;
+  lua_pushvalue(L, UV_INSPECTOR);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, UV_SENTINEL_MT);
+  lua_setmetatable(L, -2);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  t->flags |= AI_TF_ANCHORED;
+}
+
+/* __gc of a sentinel: its coroutine is gone */
+int ai_sentinel_gc(lua_State *L) {
+  struct ai_sentinel *s = (struct ai_sentinel *)lua_touserdata(L, 1);
+  ai_inspector *I;
+  ai_task *t;
+  lua_getiuservalue(L, 1, 1);
+  I = (ai_inspector *)lua_touserdata(L, -1);
+  if (I == NULL || I->closed || s->slot >= I->reg.top) return 0;
+  t = ai_registry_slot(&I->reg, s->slot);
+  if (t->id != s->id) return 0;
+  t->co = NULL; /* the address may now be reused by a new thread */
+  if (!ai_state_finished(t->state)) ai_finish(I, t, AI_DROPPED, 0, ai_now());
+  return 0;
+}
+
+/* a coroutine we have no record of (created before install, while
+** disabled, or from C): track it from its first resume through us */
+ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  ai_task *t;
+  int st = lua_status(co);
+  if (*ai_extra(co) == AI_SLOT_IGNORED) return NULL;
+  if (st == LUA_OK && (lua_getstack(co, 0, &ar) || lua_gettop(co) == 0)) return NULL;
+  if (st != LUA_OK && st != LUA_YIELD) return NULL;
+  t = ai_track(I, L, co, 0, 0);
+  if (t == NULL) return NULL;
+  if (st == LUA_YIELD) {
+    ai_registry_set_state(&I->reg, t, AI_SUSPENDED);
+    t->first_resume = t->created;
+  } else if (lua_isfunction(co, 1)) {
+    lua_pushvalue(co, 1);
+    lua_xmove(co, L, 1);
+    t->created_fn = function_location(I, L, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  return t;
+}
+
+/* ---------------------------------------------------------------------- */
+/* resume, faithful to lcorolib.c's auxresume                               */
+/* ---------------------------------------------------------------------- */
+
+static int auxresume(lua_State *L, lua_State *co, int narg, int *status) {
+  int nres;
+  if (l_unlikely(!lua_checkstack(co, narg))) {
+    lua_pushliteral(L, "too many arguments to resume");
+    *status = -1;
+    return -1;
+  }
+  lua_xmove(L, co, narg);
+  *status = lua_resume(co, L, narg, &nres);
+  if (l_likely(*status == LUA_OK || *status == LUA_YIELD)) {
+    if (l_unlikely(!lua_checkstack(L, nres + 1))) {
+      lua_pop(co, nres);
+      lua_pushliteral(L, "too many results to resume");
+      return -1;
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  lua_xmove(co, L, 1);
+  return -1;
+}
+
+/* first yield of a task resumed from C: the coroutine value is not on L's
+** stack, push it there for the anchor */
+static void anchor_thread(lua_State *L, lua_State *co, ai_task *t) {
+  if (!lua_checkstack(co, 1) || !lua_checkstack(L, 5)) return;
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  anchor(L, lua_gettop(L), t);
+  lua_pop(L, 1);
+}
+
+/* a resume about to run: the record of co (tracking it when new), or NULL
+** when nothing must be recorded; *rt gets the resumer's record */
+static ai_task *resume_begin(ai_inspector *I, lua_State *L, lua_State *co, ai_task **rt) {
+  ai_task *t = ai_registry_of(&I->reg, co);
+  ai_tick now;
+  if (t == NULL && (t = ai_adopt(I, L, co)) == NULL) return NULL;
+  /* only a suspended or fresh coroutine really runs; otherwise lua_resume
+  ** raises its own error and nothing is recorded */
+  if (l_unlikely(!((t->state == AI_SUSPENDED && lua_status(co) == LUA_YIELD) ||
+                   (t->state == AI_PENDING && lua_status(co) == LUA_OK))))
+    return NULL;
+  now = ai_now();
+  *rt = ai_registry_of(&I->reg, L);
+  if (*rt != NULL) ai_registry_set_state(&I->reg, *rt, AI_NORMAL);
+  if (t->state == AI_PENDING) t->first_resume = now;
+  ai_registry_set_state(&I->reg, t, AI_RUNNING);
+  t->resumes++;
+  t->resume_start = now;
+  t->last_change = now;
+  ai_timeline_push(&I->tl, AI_EV_RESUME, t->id, *rt ? (*rt)->id : 0, 0, I->pending_wake, now);
+  I->pending_wake = 0;
+  return t;
+}
+
+/* lua_resume returned `status` for task t (id checked by the caller);
+** co_idx: where co sits in L (0: not on L's stack); the error object of a
+** failure is on errL's top */
+static void resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx, ai_task *t,
+                       int status, lua_State *errL) {
+  ai_tick now = ai_now();
+  uint64_t ran = now - t->resume_start;
+  t->busy += ran;
+  t->last_change = now;
+  ai_hist_record(&I->resume_hist, ran);
+  if (l_unlikely(ran > I->long_poll_ticks)) I->long_polls++;
+  if (l_likely(status == LUA_YIELD)) {
+    ai_str loc = 0, label = 0;
+    ai_registry_set_state(&I->reg, t, AI_SUSPENDED);
+    if (I->pending_task == t->id) { /* an await point announced by Lua */
+      loc = I->pending_loc;
+      label = I->pending_label;
+      I->pending_task = 0;
+      I->pending_label = 0;
+      I->pending_loc = 0;
+    }
+    if (loc == 0 && I->locations) loc = ai_site_location(I, co, 1);
+    t->where = loc;
+    ai_strings_release(I->strings, t->await_label);
+    if (label != 0) ai_strings_ref(I->strings, label);
+    t->await_label = label;
+    ai_timeline_push(&I->tl, AI_EV_YIELD, t->id, 0, loc, label, now);
+    if (l_unlikely(!(t->flags & AI_TF_ANCHORED))) {
+      if (co_idx != 0) anchor(L, co_idx, t);
+      else anchor_thread(L, co, t);
+    }
+  } else if (status == LUA_OK) {
+    ai_finish(I, t, AI_COMPLETED, 0, now);
+  } else { /* the coroutine raised an error; its stack is still intact */
+    ai_str err = ai_error_text(I, errL, lua_gettop(errL));
+    if (I->tracebacks) capture_traceback(I, L, co, t);
+    ai_finish(I, t, AI_FAILED, err, now); /* the event takes over err */
+  }
+}
+
+static void restore_resumer(ai_inspector *I, ai_task *rt, uint64_t rid) {
+  if (rt != NULL && rt->id == rid && rt->state == AI_NORMAL)
+    ai_registry_set_state(&I->reg, rt, AI_RUNNING);
+}
+
+/* resume co with narg values from L's top; co_idx: where co sits in L */
+int ai_resume(ai_inspector *I, lua_State *L, lua_State *co, int co_idx, int narg) {
+  ai_task *t, *rt = NULL;
+  uint64_t id, rid;
+  int status, r;
+  if (!I->enabled || !lua_checkstack(co, narg) || (t = resume_begin(I, L, co, &rt)) == NULL)
+    return auxresume(L, co, narg, &status);
+  id = t->id;
+  rid = rt ? rt->id : 0;
+  r = auxresume(L, co, narg, &status);
+  /* a reset inside the resume may have recycled the records */
+  if (l_likely(t->id == id) && status != -1) resume_end(I, L, co, co_idx, t, status, L);
+  restore_resumer(I, rt, rid);
+  return r;
+}
+
+/* the same for a C scheduler: plain lua_resume contract (async_inspect.h) */
+int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *nres) {
+  ai_task *t, *rt = NULL;
+  uint64_t id, rid;
+  int status;
+  if (!I->enabled || (t = resume_begin(I, L, co, &rt)) == NULL)
+    return lua_resume(co, L, narg, nres);
+  id = t->id;
+  rid = rt ? rt->id : 0;
+  status = lua_resume(co, L, narg, nres);
+  if (l_likely(t->id == id)) resume_end(I, L, co, 0, t, status, co);
+  restore_resumer(I, rt, rid);
+  return status;
+}
+
+static int co_resume(lua_State *L) {
+  ai_inspector *I = (ai_inspector *)lua_touserdata(L, UV_INSPECTOR);
+  lua_State *co = lua_tothread(L, 1);
+  int r;
+  luaL_argexpected(L, co, 1, "coroutine");
+  r = ai_resume(I, L, co, 1, lua_gettop(L) - 1);
+  if (l_unlikely(r < 0)) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(r + 1));
+  return r + 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* create and wrap                                                          */
+/* ---------------------------------------------------------------------- */
+
+static lua_State *create(lua_State *L) {
+  ai_inspector *I = (ai_inspector *)lua_touserdata(L, UV_INSPECTOR);
+  lua_State *NL;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  NL = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, NL, 1);
+  if (I->enabled) {
+    if (l_unlikely(sampled_out(I))) *ai_extra(NL) = AI_SLOT_IGNORED;
+    else ai_track(I, L, NL, 1, 1);
+  }
+  return NL;
+}
+
+static int co_create(lua_State *L) {
+  create(L);
+  return 1;
+}
+
+static int auxwrap(lua_State *L) {
+  ai_inspector *I = (ai_inspector *)lua_touserdata(L, lua_upvalueindex(2));
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int r = ai_resume(I, L, co, lua_upvalueindex(1), lua_gettop(L));
+  if (l_unlikely(r < 0)) {
+    int stat = lua_status(co);
+    if (stat != LUA_OK && stat != LUA_YIELD) { /* error in the coroutine */
+      stat = ai_closethread(co, L); /* close its tbc variables */
+      lua_xmove(co, L, 1);
+    }
+    if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+      luaL_where(L, 1); /* prefix the caller's position, as Lua does */
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    }
+    return lua_error(L);
+  }
+  return r;
+}
+
+/* the wrap closure's upvalues: the coroutine, then the hooks' upvalues so
+** ai_resume finds the inspector and the anchor table where it expects */
+static int co_wrap(lua_State *L) {
+  create(L);
+  lua_pushvalue(L, UV_INSPECTOR);
+  lua_pushvalue(L, UV_ANCHORS);
+  lua_pushvalue(L, UV_SENTINEL_MT);
+  lua_pushcclosure(L, auxwrap, 4);
+  return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* close, faithful to lcorolib.c's luaB_close                               */
+/* ---------------------------------------------------------------------- */
+
+#define COS_RUN 0
+#define COS_DEAD 1
+#define COS_YIELD 2
+#define COS_NORM 3
+
+static const char *const statname[] = {"running", "dead", "suspended", "normal"};
+
+static int auxstatus(lua_State *L, lua_State *co) {
+  if (L == co) return COS_RUN;
+  switch (lua_status(co)) {
+    case LUA_YIELD:
+      return COS_YIELD;
+    case LUA_OK: {
+      lua_Debug ar;
+      if (lua_getstack(co, 0, &ar)) return COS_NORM;
+      else if (lua_gettop(co) == 0) return COS_DEAD;
+      else return COS_YIELD; /* initial state */
+    }
+    default:
+      return COS_DEAD;
+  }
+}
+
+static int co_close(lua_State *L) {
+  ai_inspector *I = (ai_inspector *)lua_touserdata(L, UV_INSPECTOR);
+  lua_State *co = lua_tothread(L, 1);
+  int status;
+  luaL_argexpected(L, co, 1, "coroutine");
+  status = auxstatus(L, co);
+  switch (status) {
+    case COS_DEAD: case COS_YIELD: {
+      ai_task *t = I->enabled ? ai_registry_of(&I->reg, co) : NULL;
+      status = ai_closethread(co, L);
+      if (t != NULL && !ai_state_finished(t->state)) {
+        /* closing a suspended task cancels it; a close that raises from a
+        ** to-be-closed variable still ends it as cancelled */
+        ai_finish(I, t, AI_CANCELLED, 0, ai_now());
+      }
+      if (status == LUA_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+      }
+      lua_pushboolean(L, 0);
+      lua_xmove(co, L, 1);
+      return 2;
+    }
+    default:
+      return luaL_error(L, "cannot close a %s coroutine", statname[status]);
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
+/* the hooks, in the order of ai_hook_names */
+const char *const ai_hook_names[AI_NHOOKS] = {"create", "wrap", "resume", "close"};
+static const lua_CFunction hook_fns[AI_NHOOKS] = {co_create, co_wrap, co_resume, co_close};
+
+/* push the hook closures, each with the three upvalues on the stack top
+** (inspector, anchors, sentinel metatable), which are popped */
+void ai_push_hooks(lua_State *L) {
+  int i;
+  for (i = 0; i < AI_NHOOKS; i++) {
+    lua_pushvalue(L, -3 - i);
+    lua_pushvalue(L, -3 - i);
+    lua_pushvalue(L, -3 - i);
+    lua_pushcclosure(L, hook_fns[i], 3);
+  }
+  /* stack: ins anchors mt h1 h2 h3 h4 -> h1 h2 h3 h4 */
+  for (i = 0; i < 3; i++) lua_remove(L, -AI_NHOOKS - 1);
+}

@@ -1,0 +1,834 @@
+/*
+** module.c: luaopen_async_inspect_core, the Lua bindings of the C core.
+**
+** This is the only file that turns C records into Lua values. One inspector
+** per Lua state lives in a full userdata kept in the registry; every binding
+** gets it as its first upvalue. Queries copy records into fresh plain
+** tables, so nothing handed to Lua aliases C memory.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#include "ai_internal.h"
+#include "async_inspect.h"
+
+#define INSPECTOR_KEY "async_inspect.inspector"
+#define SENTINEL_MT "async_inspect.sentinel"
+#define EPOCH_MT "async_inspect.epoch"
+#define HIST_MT "async_inspect.hist"
+
+#define DEFAULT_RING (1u << 20)      /* 1,048,576 events, 32 MiB */
+#define DEFAULT_MAX_TASKS 100000u    /* finished records kept */
+#define MAX_RING ((uint64_t)1 << 31)
+
+static const char *const state_names[AI_STATE_COUNT] = {
+  "pending", "running", "suspended", "normal",
+  "completed", "failed", "cancelled", "dropped"};
+
+static const char *const kind_names[AI_EV_KIND_COUNT] = {
+  "?", "spawn", "resume", "yield", "complete", "fail",
+  "cancel", "drop", "point", "name"};
+
+static ai_inspector *inspector(lua_State *L) {
+  return (ai_inspector *)lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static lua_Integer to_ns(const ai_inspector *I, ai_tick t) {
+  if (t <= I->start) return 0;
+  return (lua_Integer)ai_clock_ns(I->start, t);
+}
+
+static void push_str(lua_State *L, const ai_inspector *I, ai_str id) {
+  size_t len;
+  const char *s = ai_strings_get(I->strings, id, &len);
+  if (s) lua_pushlstring(L, s, len);
+  else lua_pushnil(L);
+}
+
+static void set_str(lua_State *L, const ai_inspector *I, const char *field, ai_str id) {
+  if (id == 0) return;
+  push_str(L, I, id);
+  lua_setfield(L, -2, field);
+}
+
+static void set_int(lua_State *L, const char *field, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, field);
+}
+
+static void set_time(lua_State *L, const ai_inspector *I, const char *field, ai_tick t) {
+  if (t == 0) return;
+  set_int(L, field, to_ns(I, t));
+}
+
+/* ---------------------------------------------------------------------- */
+/* tasks                                                                    */
+/* ---------------------------------------------------------------------- */
+
+static void push_task(lua_State *L, const ai_inspector *I, const ai_task *t) {
+  uint64_t busy = t->busy;
+  lua_createtable(L, 0, 24);
+  set_int(L, "id", (lua_Integer)t->id);
+  if (t->name) set_str(L, I, "name", t->name);
+  else if (t->created_fn) set_str(L, I, "name", t->created_fn);
+  else {
+    lua_pushliteral(L, "?");
+    lua_setfield(L, -2, "name");
+  }
+  if (t->parent) set_int(L, "parent", (lua_Integer)t->parent);
+  lua_pushstring(L, state_names[t->state]);
+  lua_setfield(L, -2, "state");
+  lua_pushstring(L, (t->flags & AI_TF_BLOCK) ? "block" : "coroutine");
+  lua_setfield(L, -2, "kind");
+  set_time(L, I, "created", t->created);
+  set_str(L, I, "created_at", t->created_at);
+  set_str(L, I, "function", t->created_fn);
+  set_time(L, I, "first_resume", t->first_resume);
+  set_time(L, I, "last_change", t->last_change);
+  set_time(L, I, "ended", t->ended);
+  set_int(L, "resumes", (lua_Integer)t->resumes);
+  /* a running task's busy time includes the resume in progress */
+  if (t->state == AI_RUNNING || t->state == AI_NORMAL) busy += ai_now() - t->resume_start;
+  set_int(L, "busy", (lua_Integer)ai_clock_ns(0, busy));
+  if (t->state == AI_SUSPENDED || t->state == AI_DROPPED || t->state == AI_CANCELLED) {
+    set_str(L, I, "where", t->where);
+    set_str(L, I, "where_fn", ai_locfn_get(I, t->where));
+  }
+  set_str(L, I, "await", t->await_label);
+  set_str(L, I, "wait", t->wait);
+  set_str(L, I, "error", t->error);
+  set_str(L, I, "traceback", t->traceback);
+}
+
+static int state_of_name(const char *s) {
+  int i;
+  for (i = 0; i < AI_STATE_COUNT; i++)
+    if (strcmp(s, state_names[i]) == 0) return i;
+  return -1;
+}
+
+/* tasks([state]) -> array of task tables, by id */
+static int l_tasks(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  const char *state = luaL_optstring(L, 1, NULL);
+  int want = -1;
+  uint32_t slot;
+  lua_Integer n = 0;
+  if (state != NULL && (want = state_of_name(state)) < 0)
+    return luaL_argerror(L, 1, lua_pushfstring(L, "unknown state '%s'", state));
+  lua_createtable(L, (int)(I->reg.used < 1u << 20 ? I->reg.used : 1u << 20), 0);
+  for (slot = 0; slot < I->reg.top; slot++) {
+    const ai_task *t = ai_registry_at(&I->reg, slot);
+    if (t == NULL || (want >= 0 && t->state != want)) continue;
+    push_task(L, I, t);
+    lua_rawseti(L, -2, ++n);
+  }
+  /* slots are reused: order by id so callers see creation order */
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_remove(L, -2);
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, lua_upvalueindex(2)); /* by_id comparator */
+  lua_call(L, 2, 0);
+  return 1;
+}
+
+static int l_by_id(lua_State *L) {
+  lua_getfield(L, 1, "id");
+  lua_getfield(L, 2, "id");
+  lua_pushboolean(L, lua_tointeger(L, -2) < lua_tointeger(L, -1));
+  return 1;
+}
+
+static ai_task *check_task(lua_State *L, ai_inspector *I, int arg) {
+  ai_task *t;
+  if (lua_type(L, arg) == LUA_TTHREAD) {
+    lua_State *co = lua_tothread(L, arg);
+    t = ai_registry_of(&I->reg, co);
+    if (t == NULL && I->enabled && co != L) t = ai_adopt(I, L, co);
+  } else {
+    lua_Integer id = luaL_checkinteger(L, arg);
+    t = id > 0 ? ai_registry_by_id(&I->reg, (uint64_t)id) : NULL;
+  }
+  return t;
+}
+
+/* task(co_or_id) -> task table or nil */
+static int l_task(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_task *t;
+  luaL_argexpected(L, lua_type(L, 1) == LUA_TTHREAD || lua_isinteger(L, 1), 1,
+                   "coroutine or task id");
+  t = check_task(L, I, 1);
+  if (t == NULL) lua_pushnil(L);
+  else push_task(L, I, t);
+  return 1;
+}
+
+/* current() -> id of the current task (innermost block or coroutine), or nil */
+static int l_current(lua_State *L) {
+  uint64_t id = ai_current_task(inspector(L), L);
+  if (id == 0) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+/* track(co) -> id: make sure a coroutine has a record (adopting it) */
+static int l_track(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  lua_State *co = lua_tothread(L, 1);
+  ai_task *t;
+  luaL_argexpected(L, co != NULL, 1, "coroutine");
+  t = ai_registry_of(&I->reg, co);
+  if (t == NULL && I->enabled && co != L) t = ai_adopt(I, L, co);
+  if (t == NULL) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)t->id);
+  return 1;
+}
+
+static ai_str check_text(lua_State *L, ai_inspector *I, int arg, size_t max) {
+  size_t len;
+  const char *s = luaL_checklstring(L, arg, &len);
+  ai_str id = ai_strings_intern(I->strings, s, len > max ? max : len, 0);
+  if (id == 0) luaL_error(L, "not enough memory");
+  return id;
+}
+
+/* name(co_or_id, name) -> true when a record was named */
+static int l_name(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_task *t = check_task(L, I, 1);
+  ai_str name;
+  luaL_checkstring(L, 2);
+  if (t == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  name = check_text(L, I, 2, 1024);
+  ai_strings_release(I->strings, t->name);
+  t->name = name;
+  ai_strings_ref(I->strings, name); /* one for the record, one for the event */
+  ai_timeline_push(&I->tl, AI_EV_NAME, t->id, 0, name, 0, ai_now());
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* point(label [, detail]): an inspection point in the current task */
+static int l_point(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_str label, detail = 0;
+  luaL_checkstring(L, 1);
+  if (!lua_isnoneornil(L, 2)) luaL_checkstring(L, 2);
+  if (!I->enabled) return 0;
+  label = check_text(L, I, 1, 1024);
+  if (!lua_isnoneornil(L, 2)) detail = check_text(L, I, 2, 4096);
+  ai_timeline_push(&I->tl, AI_EV_POINT, ai_current_task(I, L), 0, label, detail, ai_now());
+  return 0;
+}
+
+/* await_point(label [, level]): label (and locate at `level` of the caller)
+** the next yield of the current coroutine task */
+static int l_await_point(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_task *t;
+  lua_Integer level = luaL_optinteger(L, 2, 0);
+  luaL_checkstring(L, 1);
+  luaL_argcheck(L, level >= 0 && level < 1000, 2, "level out of range");
+  if (!I->enabled || (t = ai_registry_of(&I->reg, L)) == NULL) return 0;
+  ai_strings_release(I->strings, I->pending_label);
+  I->pending_label = check_text(L, I, 1, 1024);
+  I->pending_loc = level > 0 ? ai_site_location(I, L, (int)level + 1) : 0;
+  I->pending_task = t->id;
+  return 0;
+}
+
+/* wake(kind): the next resume was caused by this kind of event (luv) */
+static int l_wake(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  luaL_checkstring(L, 1);
+  if (!I->enabled) return 0;
+  ai_strings_release(I->strings, I->pending_wake);
+  I->pending_wake = check_text(L, I, 1, 256);
+  return 0;
+}
+
+/* set_wait(co_or_id, text|nil): what a task waits for */
+static int l_set_wait(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_task *t = check_task(L, I, 1);
+  ai_str w = lua_isnoneornil(L, 2) ? 0 : check_text(L, I, 2, 1024);
+  if (t == NULL) {
+    ai_strings_release(I->strings, w);
+    return 0;
+  }
+  ai_strings_release(I->strings, t->wait);
+  t->wait = w;
+  return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* blocks: ai.task() guards                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* block_open(name [, level]) -> id: a task for a block of code in the
+** current thread, created at `level` of the caller (default 1) */
+static int l_block_open(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_task *t;
+  ai_str name;
+  lua_Integer level = luaL_optinteger(L, 2, 1);
+  luaL_checkstring(L, 1);
+  luaL_argcheck(L, level >= 0 && level < 1000, 2, "level out of range");
+  if (!I->enabled) return 0;
+  name = check_text(L, I, 1, 1024);
+  t = ai_track(I, L, NULL, 0, (int)level);
+  if (t == NULL) {
+    ai_strings_release(I->strings, name);
+    return luaL_error(L, "not enough memory");
+  }
+  t->flags |= AI_TF_BLOCK;
+  t->name = name;
+  t->first_resume = t->resume_start = t->created;
+  t->resumes = 1;
+  ai_registry_set_state(&I->reg, t, AI_RUNNING);
+  if (I->block_top < AI_MAX_BLOCKS) {
+    I->blocks[I->block_top].thread = L;
+    I->blocks[I->block_top].id = t->id;
+    I->block_top++;
+  }
+  lua_pushinteger(L, (lua_Integer)t->id);
+  return 1;
+}
+
+static void remove_block(ai_inspector *I, uint64_t id) {
+  uint32_t i;
+  for (i = I->block_top; i > 0; i--) {
+    if (I->blocks[i - 1].id != id) continue;
+    memmove(&I->blocks[i - 1], &I->blocks[i], (I->block_top - i) * sizeof I->blocks[0]);
+    I->block_top--;
+    return;
+  }
+}
+
+/* finish(id, "completed"|"failed"|"cancelled" [, err]) -> true if it ended */
+static int l_finish(lua_State *L) {
+  static const char *const how[] = {"completed", "failed", "cancelled", NULL};
+  static const uint8_t states[] = {AI_COMPLETED, AI_FAILED, AI_CANCELLED};
+  ai_inspector *I = inspector(L);
+  lua_Integer id = luaL_checkinteger(L, 1);
+  int h = luaL_checkoption(L, 2, NULL, how);
+  ai_task *t = id > 0 ? ai_registry_by_id(&I->reg, (uint64_t)id) : NULL;
+  ai_tick now = ai_now();
+  ai_str err = 0;
+  if (t == NULL || ai_state_finished(t->state)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (states[h] == AI_FAILED) err = ai_error_text(I, L, 3);
+  if (t->flags & AI_TF_BLOCK) {
+    remove_block(I, t->id);
+    t->busy = now - t->created;
+  }
+  ai_finish(I, t, states[h], err, now);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* events                                                                   */
+/* ---------------------------------------------------------------------- */
+
+/* push an interned text through a per-iteration cache table (upvalue) so
+** a location repeated a million times becomes one Lua string */
+static void push_cached(lua_State *L, const ai_inspector *I, ai_str id, int cache) {
+  if (id == 0) {
+    lua_pushnil(L);
+    return;
+  }
+  if (lua_rawgeti(L, cache, id) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  push_str(L, I, id);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, cache, id);
+}
+
+/* seq, t, task, kind, loc, other, detail of one event */
+static int push_event_row(lua_State *L, const ai_inspector *I, uint64_t seq,
+                          const ai_event *e, int cache) {
+  uint8_t kind = ai_event_kind(e);
+  lua_pushinteger(L, (lua_Integer)seq);
+  lua_pushinteger(L, to_ns(I, e->t));
+  lua_pushinteger(L, (lua_Integer)ai_event_task(e));
+  lua_pushstring(L, kind_names[kind < AI_EV_KIND_COUNT ? kind : 0]);
+  push_cached(L, I, e->loc, cache);
+  if ((kind == AI_EV_SPAWN || kind == AI_EV_RESUME) && e->other != 0)
+    lua_pushinteger(L, (lua_Integer)e->other);
+  else
+    lua_pushnil(L);
+  push_cached(L, I, e->detail, cache);
+  return 7;
+}
+
+static int iter_events_next(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  uint64_t seq = (uint64_t)lua_tointeger(L, lua_upvalueindex(2));
+  const ai_event *e;
+  if (seq < ai_timeline_first(&I->tl)) seq = ai_timeline_first(&I->tl);
+  e = ai_timeline_get(&I->tl, seq);
+  if (e == NULL) return 0;
+  lua_pushinteger(L, (lua_Integer)(seq + 1));
+  lua_replace(L, lua_upvalueindex(2));
+  return push_event_row(L, I, seq, e, lua_upvalueindex(3));
+}
+
+/* iter_events([from_seq]) -> iterator of seq, t, task, kind, loc, other, detail */
+static int l_iter_events(lua_State *L) {
+  lua_Integer from = luaL_optinteger(L, 1, 1);
+  luaL_argcheck(L, from >= 1, 1, "sequence numbers start at 1");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushinteger(L, from);
+  lua_createtable(L, 0, 64);
+  lua_pushcclosure(L, iter_events_next, 3);
+  return 1;
+}
+
+/* event_range() -> first seq held, next seq to be written */
+static int l_event_range(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  lua_pushinteger(L, (lua_Integer)ai_timeline_first(&I->tl));
+  lua_pushinteger(L, (lua_Integer)I->tl.next_seq);
+  return 2;
+}
+
+/* ---------------------------------------------------------------------- */
+/* stats, clock, configuration                                              */
+/* ---------------------------------------------------------------------- */
+
+static int l_now(lua_State *L) {
+  lua_pushinteger(L, to_ns(inspector(L), ai_now()));
+  return 1;
+}
+
+static int l_stats(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  const uint64_t *c = I->reg.counts;
+  int i;
+  lua_createtable(L, 0, 20);
+  set_int(L, "tasks", (lua_Integer)I->reg.total);
+  set_int(L, "active", (lua_Integer)(c[AI_PENDING] + c[AI_RUNNING] + c[AI_SUSPENDED] + c[AI_NORMAL]));
+  for (i = 0; i < AI_STATE_COUNT; i++) set_int(L, state_names[i], (lua_Integer)c[i]);
+  set_int(L, "events", (lua_Integer)(I->tl.next_seq - ai_timeline_first(&I->tl)));
+  set_int(L, "events_total", (lua_Integer)(I->tl.next_seq - I->tl.first_min));
+  set_int(L, "events_dropped", (lua_Integer)I->tl.dropped);
+  set_int(L, "evicted", (lua_Integer)I->reg.evicted);
+  set_int(L, "retained", (lua_Integer)I->reg.used);
+  set_int(L, "uptime", to_ns(I, ai_now()));
+  set_int(L, "long_polls", (lua_Integer)I->long_polls);
+  set_int(L, "strings", (lua_Integer)ai_strings_count(I->strings));
+  set_int(L, "ring_capacity", (lua_Integer)I->tl.cap);
+  set_int(L, "max_tasks", (lua_Integer)I->reg.max_finished);
+  set_int(L, "task_record_bytes", (lua_Integer)sizeof(ai_task));
+  set_int(L, "event_bytes", (lua_Integer)sizeof(ai_event));
+  lua_pushboolean(L, ai_clock_uses_tsc());
+  lua_setfield(L, -2, "clock_tsc");
+  lua_pushboolean(L, I->ci_layout_ok && I->cl_layout_ok);
+  lua_setfield(L, -2, "fast_locations");
+  return 1;
+}
+
+static int l_enable(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  I->enabled = lua_toboolean(L, 1);
+  return 0;
+}
+
+static int l_enabled(lua_State *L) {
+  lua_pushboolean(L, inspector(L)->enabled);
+  return 1;
+}
+
+static void clear_pending(ai_inspector *I) {
+  ai_strings_release(I->strings, I->pending_label);
+  ai_strings_release(I->strings, I->pending_wake);
+  I->pending_label = I->pending_wake = I->pending_loc = 0;
+  I->pending_task = 0;
+}
+
+/* reset(): forget every task and event; the clock restarts */
+static int l_reset(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  clear_pending(I);
+  ai_timeline_clear(&I->tl);
+  ai_registry_clear(&I->reg);
+  ai_hist_init(&I->resume_hist);
+  I->block_top = 0;
+  I->long_polls = 0;
+  I->start = ai_now();
+  return 0;
+}
+
+static uint64_t ns_to_ticks(uint64_t ns) {
+  /* ticks per ns from the clock's own conversion of a large span */
+  uint64_t probe = (uint64_t)1 << 40, ns_probe = ai_clock_ns(0, probe);
+  if (ns_probe == 0) return ns;
+  return (uint64_t)((double)ns * ((double)probe / (double)ns_probe));
+}
+
+static lua_Integer opt_field_int(lua_State *L, const char *field, lua_Integer lo,
+                                 lua_Integer hi, int *present) {
+  lua_Integer v;
+  int isnum;
+  *present = lua_getfield(L, 1, field) != LUA_TNIL;
+  if (!*present) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  v = lua_tointegerx(L, -1, &isnum);
+  if (!isnum || v < lo || v > hi)
+    luaL_error(L, "bad argument #1 to 'configure' (field '%s' must be an integer from %I to %I)",
+               field, lo, hi);
+  lua_pop(L, 1);
+  return v;
+}
+
+static int opt_field_bool(lua_State *L, const char *field, int *present) {
+  int v;
+  int t = lua_getfield(L, 1, field);
+  *present = t != LUA_TNIL;
+  if (*present && t != LUA_TBOOLEAN)
+    luaL_error(L, "bad argument #1 to 'configure' (field '%s' must be a boolean)", field);
+  v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static int resize_ring(lua_State *L, ai_inspector *I, uint64_t cap) {
+  ai_timeline nt;
+  if (cap == I->tl.cap) return 0;
+  if (!ai_timeline_init(&nt, cap, I->strings))
+    return luaL_error(L, "not enough memory for a ring of %I events", (lua_Integer)cap);
+  nt.next_seq = nt.first_min = I->tl.next_seq; /* seqs go on increasing */
+  ai_timeline_free(&I->tl);
+  I->tl = nt;
+  return 0;
+}
+
+/* configure{ring_capacity=, max_tasks=, locations=, tracebacks=, sample=,
+**            long_poll_ms=, seed=}: settings in C; unknown keys are the Lua
+** layer's business */
+static int l_configure(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  int has;
+  lua_Integer v;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  v = opt_field_int(L, "ring_capacity", 16, (lua_Integer)MAX_RING, &has);
+  if (has) resize_ring(L, I, (uint64_t)v);
+  v = opt_field_int(L, "max_tasks", 0, UINT32_MAX - 1, &has);
+  if (has) ai_registry_set_limit(&I->reg, (uint32_t)v, NULL, NULL);
+  v = opt_field_bool(L, "locations", &has);
+  if (has) I->locations = (int)v;
+  v = opt_field_bool(L, "tracebacks", &has);
+  if (has) I->tracebacks = (int)v;
+  v = opt_field_int(L, "long_poll_ns", 0, (lua_Integer)1 << 50, &has);
+  if (has) I->long_poll_ticks = ns_to_ticks((uint64_t)v);
+  v = opt_field_int(L, "seed", 1, LUA_MAXINTEGER, &has);
+  if (has) I->rng = (uint64_t)v;
+  if (lua_getfield(L, 1, "sample") != LUA_TNIL) {
+    int isnum;
+    lua_Number f = lua_tonumberx(L, -1, &isnum);
+    if (!isnum || !(f >= 0 && f <= 1))
+      return luaL_error(L, "bad argument #1 to 'configure' (field 'sample' must be a number from 0 to 1)");
+    I->sample_threshold = f >= 1 ? UINT32_MAX : (uint32_t)(f * 4294967295.0);
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* settings() -> the C settings in force */
+static int l_settings(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  lua_createtable(L, 0, 8);
+  set_int(L, "ring_capacity", (lua_Integer)I->tl.cap);
+  set_int(L, "max_tasks", (lua_Integer)I->reg.max_finished);
+  lua_pushboolean(L, I->locations);
+  lua_setfield(L, -2, "locations");
+  lua_pushboolean(L, I->tracebacks);
+  lua_setfield(L, -2, "tracebacks");
+  lua_pushnumber(L, I->sample_threshold == UINT32_MAX ? 1.0
+                                                      : (double)I->sample_threshold / 4294967295.0);
+  lua_setfield(L, -2, "sample");
+  set_int(L, "long_poll_ns", (lua_Integer)ai_clock_ns(0, I->long_poll_ticks));
+  return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* threads of suspended tasks (for tracebacks and locals, on demand)        */
+/* ---------------------------------------------------------------------- */
+
+/* thread_of(id) -> the coroutine of a task if it is still alive, else nil.
+** Found through the weak anchor table, so no reference is ever kept. */
+static int l_thread_of(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  lua_Integer id = luaL_checkinteger(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(2)); /* anchors */
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    lua_State *co = lua_tothread(L, -2);
+    ai_task *t = co ? ai_registry_of(&I->reg, co) : NULL;
+    lua_pop(L, 1);
+    if (t != NULL && (lua_Integer)t->id == id) return 1; /* the key */
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+/* threads() -> { [id] = coroutine } of every anchored (suspended once) task */
+static int l_threads(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  lua_newtable(L);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    lua_State *co = lua_tothread(L, -2);
+    ai_task *t = co ? ai_registry_of(&I->reg, co) : NULL;
+    lua_pop(L, 1);
+    if (t == NULL) continue;
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -4, (lua_Integer)t->id);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* histograms                                                               */
+/* ---------------------------------------------------------------------- */
+
+static ai_hist *check_hist(lua_State *L, int arg) {
+  return (ai_hist *)luaL_checkudata(L, arg, HIST_MT);
+}
+
+static ai_hist *new_hist(lua_State *L) {
+  ai_hist *h = (ai_hist *)lua_newuserdatauv(L, sizeof *h, 0);
+  ai_hist_init(h);
+  luaL_setmetatable(L, HIST_MT);
+  return h;
+}
+
+static int l_hist_new(lua_State *L) {
+  new_hist(L);
+  return 1;
+}
+
+static int l_hist_record(lua_State *L) {
+  ai_hist *h = check_hist(L, 1);
+  lua_Integer v = luaL_checkinteger(L, 2);
+  lua_Integer n = luaL_optinteger(L, 3, 1);
+  luaL_argcheck(L, v >= 0, 2, "value must not be negative");
+  luaL_argcheck(L, n >= 1 && n <= 1000000, 3, "count out of range");
+  while (n-- > 0) ai_hist_record(h, (uint64_t)v);
+  return 0;
+}
+
+static int l_hist_merge(lua_State *L) {
+  ai_hist_merge(check_hist(L, 1), check_hist(L, 2));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int l_hist_quantile(lua_State *L) {
+  ai_hist *h = check_hist(L, 1);
+  lua_Number q = luaL_checknumber(L, 2);
+  luaL_argcheck(L, q >= 0 && q <= 1, 2, "quantile must be from 0 to 1");
+  lua_pushinteger(L, (lua_Integer)ai_hist_quantile(h, q));
+  return 1;
+}
+
+static int l_hist_summary(lua_State *L) {
+  ai_hist *h = check_hist(L, 1);
+  lua_createtable(L, 0, 9);
+  set_int(L, "count", (lua_Integer)h->count);
+  set_int(L, "min", (lua_Integer)h->min);
+  set_int(L, "max", (lua_Integer)h->max);
+  lua_pushnumber(L, h->count ? h->sum / (double)h->count : 0);
+  lua_setfield(L, -2, "mean");
+  set_int(L, "p50", (lua_Integer)ai_hist_quantile(h, 0.5));
+  set_int(L, "p90", (lua_Integer)ai_hist_quantile(h, 0.9));
+  set_int(L, "p99", (lua_Integer)ai_hist_quantile(h, 0.99));
+  set_int(L, "p999", (lua_Integer)ai_hist_quantile(h, 0.999));
+  return 1;
+}
+
+/* resume_hist() -> a histogram (ns) of every resume recorded */
+static int l_resume_hist(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_hist *h = new_hist(L);
+  double ns_per_tick = (double)ai_clock_ns(0, (uint64_t)1 << 40) / (double)((uint64_t)1 << 40);
+  ai_hist_scale(h, &I->resume_hist, ns_per_tick);
+  return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* life of the inspector                                                    */
+/* ---------------------------------------------------------------------- */
+
+static int inspector_gc(lua_State *L) {
+  ai_inspector *I = (ai_inspector *)lua_touserdata(L, 1);
+  if (I->closed) return 0;
+  I->closed = 1;
+  I->enabled = 0;
+  clear_pending(I);
+  ai_timeline_free(&I->tl);
+  ai_registry_free(&I->reg);
+  ai_strings_free(I->strings);
+  I->strings = NULL;
+  free(I->locfn);
+  I->locfn = NULL;
+  return 0;
+}
+
+/* a userdata that dies with every collection cycle and comes back: each
+** death moves the epoch on, invalidating cached code positions */
+static int epoch_gc(lua_State *L) {
+  ai_inspector *I;
+  lua_getiuservalue(L, 1, 1);
+  I = (ai_inspector *)lua_touserdata(L, -1);
+  if (I == NULL || I->closed) return 0;
+  I->epoch++;
+  lua_newuserdatauv(L, 1, 1);
+  lua_pushvalue(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, EPOCH_MT);
+  return 0;
+}
+
+static void arm_epoch(lua_State *L, int ins) {
+  lua_newuserdatauv(L, 1, 1);
+  lua_pushvalue(L, ins);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, EPOCH_MT);
+  lua_pop(L, 1);
+}
+
+static ai_inspector *new_inspector(lua_State *L) {
+  ai_inspector *I = (ai_inspector *)lua_newuserdatauv(L, sizeof *I, 0);
+  memset(I, 0, sizeof *I);
+  ai_clock_init();
+  I->strings = ai_strings_new();
+  if (I->strings == NULL || !ai_timeline_init(&I->tl, DEFAULT_RING, I->strings)) {
+    ai_strings_free(I->strings);
+    luaL_error(L, "not enough memory for the async_inspect timeline");
+  }
+  ai_registry_init(&I->reg, DEFAULT_MAX_TASKS, I->strings);
+  ai_hist_init(&I->resume_hist);
+  I->enabled = 1;
+  I->locations = 1;
+  I->tracebacks = 1;
+  I->sample_threshold = UINT32_MAX;
+  I->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)I;
+  I->long_poll_ticks = ns_to_ticks(10000000u); /* 10 ms */
+  I->start = ai_now();
+  if (luaL_newmetatable(L, "async_inspect.inspector")) {
+    lua_pushcfunction(L, inspector_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, "async_inspect.inspector");
+    lua_setfield(L, -2, "__name");
+  }
+  lua_setmetatable(L, -2);
+  ai_hooks_check_layout(I, L);
+  return I;
+}
+
+static void new_metatables(lua_State *L) {
+  static const luaL_Reg hist_methods[] = {
+    {"record", l_hist_record}, {"merge", l_hist_merge},
+    {"quantile", l_hist_quantile}, {"summary", l_hist_summary}, {NULL, NULL}};
+  if (luaL_newmetatable(L, SENTINEL_MT)) {
+    lua_pushcfunction(L, ai_sentinel_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, EPOCH_MT)) {
+    lua_pushcfunction(L, epoch_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, HIST_MT)) {
+    luaL_newlib(L, hist_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+}
+
+/* C API for schedulers that call lua_resume themselves (async_inspect.h):
+** found by them in the registry as a light userdata */
+static int api_resume(lua_State *L, lua_State *co, int narg, int *nres) {
+  ai_inspector *I;
+  lua_getfield(L, LUA_REGISTRYINDEX, INSPECTOR_KEY);
+  I = (ai_inspector *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (I == NULL || I->closed) return lua_resume(co, L, narg, nres);
+  return ai_resume_raw(I, L, co, narg, nres);
+}
+
+static const async_inspect_api c_api = {ASYNC_INSPECT_API_VERSION, api_resume};
+
+static const luaL_Reg funcs[] = {
+  {"tasks", l_tasks}, {"task", l_task}, {"current", l_current}, {"track", l_track},
+  {"name", l_name}, {"point", l_point}, {"await_point", l_await_point},
+  {"wake", l_wake}, {"set_wait", l_set_wait},
+  {"block_open", l_block_open}, {"finish", l_finish},
+  {"iter_events", l_iter_events}, {"event_range", l_event_range},
+  {"now", l_now}, {"stats", l_stats}, {"enable", l_enable}, {"enabled", l_enabled},
+  {"reset", l_reset}, {"configure", l_configure}, {"settings", l_settings},
+  {"thread_of", l_thread_of}, {"threads", l_threads},
+  {"resume_hist", l_resume_hist},
+  {NULL, NULL}};
+
+int luaopen_async_inspect_core(lua_State *L) {
+  int ins, anchors;
+  int i;
+  new_metatables(L);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, INSPECTOR_KEY) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    new_inspector(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, INSPECTOR_KEY);
+    arm_epoch(L, lua_gettop(L));
+    lua_pushlightuserdata(L, (void *)&c_api);
+    lua_setfield(L, LUA_REGISTRYINDEX, ASYNC_INSPECT_API_KEY);
+  }
+  ins = lua_gettop(L);
+  /* the anchor table: weak keys (coroutines), values are their sentinels */
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  anchors = lua_gettop(L);
+
+  lua_createtable(L, 0, 40);
+  for (i = 0; funcs[i].name != NULL; i++) {
+    lua_pushvalue(L, ins);
+    if (funcs[i].func == l_tasks) lua_pushcfunction(L, l_by_id);
+    else lua_pushvalue(L, anchors);
+    lua_pushcclosure(L, funcs[i].func, 2);
+    lua_setfield(L, -2, funcs[i].name);
+  }
+  lua_pushcfunction(L, l_hist_new);
+  lua_setfield(L, -2, "hist");
+
+  /* the hooks: create, wrap, resume, close */
+  lua_createtable(L, 0, AI_NHOOKS);
+  lua_pushvalue(L, ins);
+  lua_pushvalue(L, anchors);
+  luaL_getmetatable(L, SENTINEL_MT);
+  ai_push_hooks(L);
+  for (i = AI_NHOOKS - 1; i >= 0; i--) lua_setfield(L, -(i + 2), ai_hook_names[i]);
+  lua_setfield(L, -2, "hooks");
+  return 1;
+}

@@ -1,0 +1,144 @@
+/*
+** registry.c: task records.
+**
+** A record is found from its coroutine in O(1) through the coroutine's
+** extraspace (slot + 1), checked against the identity stored in the record,
+** so a stale extraspace never reaches a foreign record and no reference to
+** the coroutine is kept. Finished records are kept for history up to a
+** limit, oldest evicted first; live records are never evicted.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "ai_internal.h"
+
+int ai_registry_init(ai_registry *R, uint32_t max_finished, ai_strings *strings) {
+  memset(R, 0, sizeof *R);
+  R->max_finished = max_finished;
+  R->next_id = 1;
+  R->strings = strings;
+  return 1;
+}
+
+static void release_strings(ai_registry *R, ai_task *t) {
+  ai_strings_release(R->strings, t->name);
+  ai_strings_release(R->strings, t->await_label);
+  ai_strings_release(R->strings, t->wait);
+  ai_strings_release(R->strings, t->error);
+}
+
+void ai_registry_free(ai_registry *R) {
+  uint32_t i;
+  for (i = 0; i < R->nchunks; i++) free(R->chunks[i]);
+  free(R->chunks);
+  free(R->finished);
+  memset(R, 0, sizeof *R);
+}
+
+void ai_registry_clear(ai_registry *R) {
+  uint32_t slot;
+  for (slot = 0; slot < R->top; slot++) {
+    ai_task *t = ai_registry_slot(R, slot);
+    if (t->id != 0) release_strings(R, t);
+    memset(t, 0, sizeof *t);
+  }
+  R->used = R->top = R->free_head = 0;
+  R->fin_head = R->fin_count = 0;
+  R->evicted = R->total = 0;
+  memset(R->counts, 0, sizeof R->counts);
+  /* ids keep increasing so an old id never names a new task */
+}
+
+static int grow(ai_registry *R) {
+  ai_task **nc = realloc(R->chunks, (R->nchunks + 1) * sizeof *nc);
+  uint32_t *nf;
+  uint32_t ncap = R->cap + AI_CHUNK, i;
+  if (nc == NULL) return 0;
+  R->chunks = nc;
+  nc[R->nchunks] = calloc(AI_CHUNK, sizeof(ai_task));
+  if (nc[R->nchunks] == NULL) return 0;
+  nf = malloc(ncap * sizeof *nf);
+  if (nf == NULL) { free(nc[R->nchunks]); return 0; }
+  /* unroll the finished ring into the new, larger one */
+  for (i = 0; i < R->fin_count; i++) nf[i] = R->finished[(R->fin_head + i) % R->cap];
+  free(R->finished);
+  R->finished = nf;
+  R->fin_head = 0;
+  R->nchunks++;
+  R->cap = ncap;
+  return 1;
+}
+
+static uint32_t take_slot(ai_registry *R) {
+  if (R->free_head != 0) {
+    uint32_t slot = R->free_head - 1;
+    R->free_head = ai_registry_slot(R, slot)->next_free;
+    return slot;
+  }
+  if (R->top == R->cap && !grow(R)) return UINT32_MAX;
+  return R->top++;
+}
+
+ai_task *ai_registry_add(ai_registry *R, lua_State *co, uint64_t parent, ai_tick now) {
+  uint32_t slot = take_slot(R);
+  ai_task *t;
+  if (slot == UINT32_MAX) return NULL;
+  t = ai_registry_slot(R, slot);
+  memset(t, 0, sizeof *t);
+  t->co = co;
+  t->slot = slot;
+  t->id = R->next_id++;
+  t->parent = parent;
+  t->created = t->last_change = now;
+  t->state = AI_PENDING;
+  R->counts[AI_PENDING]++;
+  R->used++;
+  R->total++;
+  if (co != NULL) *ai_extra(co) = (uintptr_t)slot + 1;
+  return t;
+}
+
+static void evict_oldest(ai_registry *R, ai_evict_fn on_evict, void *ud) {
+  uint32_t slot = R->finished[R->fin_head];
+  ai_task *t = ai_registry_slot(R, slot);
+  R->fin_head = (R->fin_head + 1) % R->cap;
+  R->fin_count--;
+  if (on_evict) on_evict(ud, t);
+  release_strings(R, t);
+  memset(t, 0, sizeof *t);
+  t->next_free = R->free_head;
+  R->free_head = slot + 1;
+  R->used--;
+  R->evicted++;
+}
+
+void ai_registry_retire(ai_registry *R, ai_task *t, ai_evict_fn on_evict, void *ud) {
+  uint32_t slot = t->slot;
+  /* the ring has room: it holds at most one entry per slot */
+  R->finished[(R->fin_head + R->fin_count) % R->cap] = slot;
+  R->fin_count++;
+  while (R->fin_count > R->max_finished) evict_oldest(R, on_evict, ud);
+}
+
+void ai_registry_set_limit(ai_registry *R, uint32_t max_finished, ai_evict_fn on_evict,
+                           void *ud) {
+  R->max_finished = max_finished;
+  while (R->fin_count > R->max_finished) evict_oldest(R, on_evict, ud);
+}
+
+ai_task *ai_registry_at(const ai_registry *R, uint32_t slot) {
+  ai_task *t;
+  if (slot >= R->top) return NULL;
+  t = ai_registry_slot(R, slot);
+  return t->id != 0 ? t : NULL;
+}
+
+ai_task *ai_registry_by_id(const ai_registry *R, uint64_t id) {
+  uint32_t slot;
+  /* linear: used by queries and by the rare id lookups, never per resume */
+  for (slot = 0; slot < R->top; slot++) {
+    ai_task *t = ai_registry_slot(R, slot);
+    if (t->id == id) return t;
+  }
+  return NULL;
+}

@@ -1,0 +1,158 @@
+--- Settings: validation, presets and environment variables.
+--
+-- Settings are split between the C core (applied there, on the hot path) and
+-- the Lua layer. Every setting documented here changes what is recorded;
+-- docs/configuration.md says how.
+-- @module async_inspect.config
+
+local M = {}
+
+-- setting -> { side, type, check, [to_c] }
+local function int_range(lo, hi)
+  return function(v) return math.type(v) == "integer" and v >= lo and v <= hi end,
+      ("an integer from %d to %d"):format(lo, hi)
+end
+
+local function number_range(lo, hi)
+  return function(v) return type(v) == "number" and v >= lo and v <= hi end,
+      ("a number from %s to %s"):format(lo, hi)
+end
+
+local function boolean()
+  return function(v) return type(v) == "boolean" end, "a boolean"
+end
+
+local function one_of(...)
+  local set, names = {}, { ... }
+  for _, n in ipairs(names) do set[n] = true end
+  return function(v) return set[v] == true end, "one of " .. table.concat(names, ", ")
+end
+
+local SETTINGS = {
+  ring_capacity = { side = "c", int_range(16, 1 << 31) },
+  max_tasks = { side = "c", int_range(0, 4294967294) },
+  locations = { side = "c", boolean() },
+  tracebacks = { side = "c", boolean() },
+  sample = { side = "c", number_range(0, 1) },
+  seed = { side = "c", int_range(1, math.maxinteger) },
+  long_poll_ms = { side = "c", to_c = function(v) return "long_poll_ns", math.floor(v * 1e6) end,
+                   number_range(0, 1e9) },
+  creation_traces = { side = "lua", boolean() },
+  unjoined_errors = { side = "lua", one_of("warn", "raise", "ignore") },
+  deadlock = { side = "lua", one_of("report", "error", "ignore") },
+  slow_callback_ms = { side = "lua", number_range(0, 1e9) },
+  busy_wait_resumes = { side = "lua", int_range(1, math.maxinteger) },
+  never_yield_ms = { side = "lua", number_range(0, 1e9) },
+  churn_per_second = { side = "lua", number_range(0, 1e12) },
+}
+
+local PRESETS = {
+  default = {
+    ring_capacity = 1 << 20, max_tasks = 100000, locations = true, tracebacks = true,
+    sample = 1.0, long_poll_ms = 10, creation_traces = false,
+  },
+  -- low, bounded overhead for long-running services
+  production = {
+    ring_capacity = 1 << 16, max_tasks = 10000, locations = false, tracebacks = true,
+    sample = 1.0, long_poll_ms = 50, creation_traces = false,
+  },
+}
+M.PRESETS = PRESETS
+
+--- Lua-side defaults.
+-- @treturn table
+function M.defaults()
+  return {
+    creation_traces = false, unjoined_errors = "warn", deadlock = "report",
+    slow_callback_ms = 10, busy_wait_resumes = 1000, never_yield_ms = 1000,
+    churn_per_second = 10000,
+  }
+end
+
+local function bad(argn, msg)
+  error(("bad argument #%d to 'configure' (%s)"):format(argn, msg), 4)
+end
+
+--- Validate `opts` and split it into the C core's part and the Lua part.
+-- A `preset` expands first; explicit keys override it.
+-- @tparam table opts
+-- @tparam integer argn argument number for error messages
+-- @treturn table c settings
+-- @treturn table lua settings
+function M.split(opts, argn)
+  local c, lua = {}, {}
+  local merged = {}
+  if opts.preset ~= nil then
+    local p = PRESETS[opts.preset]
+    if p == nil then bad(argn - 1, ("unknown preset '%s'"):format(tostring(opts.preset))) end
+    for k, v in pairs(p) do merged[k] = v end
+  end
+  for k, v in pairs(opts) do
+    if k ~= "preset" then merged[k] = v end
+  end
+  for k, v in pairs(merged) do
+    local spec = SETTINGS[k]
+    if spec == nil then bad(argn - 1, ("unknown setting '%s'"):format(tostring(k))) end
+    local check, what = spec[1], spec[2]
+    if not check(v) then bad(argn - 1, ("setting '%s' must be %s"):format(k, what)) end
+    if spec.side == "c" then
+      if spec.to_c then
+        local ck, cv = spec.to_c(v)
+        c[ck] = cv
+      else
+        c[k] = v
+      end
+    else
+      lua[k] = v
+    end
+  end
+  return c, lua
+end
+
+local function env_number(getenv, name)
+  local s = getenv(name)
+  if s == nil or s == "" then return nil end
+  local n = tonumber(s)
+  if n == nil then
+    io.stderr:write(("async_inspect: ignoring %s=%q (not a number)\n"):format(name, s))
+  end
+  return n
+end
+
+local function env_bool(getenv, name)
+  local s = getenv(name)
+  if s == nil or s == "" then return nil end
+  s = s:lower()
+  if s == "0" or s == "off" or s == "false" or s == "no" then return false end
+  return true
+end
+
+--- Settings from environment variables: ASYNC_INSPECT (0/off disables),
+-- ASYNC_INSPECT_PRESET, ASYNC_INSPECT_SAMPLE, ASYNC_INSPECT_MAX_TASKS,
+-- ASYNC_INSPECT_RING, ASYNC_INSPECT_LOCATIONS, ASYNC_INSPECT_LONG_POLL_MS,
+-- ASYNC_INSPECT_CREATION_TRACES.
+-- @tparam function getenv usually os.getenv
+-- @treturn table `{enabled=bool, c=table|nil, lua=table|nil}`
+function M.from_env(getenv)
+  local out = { enabled = env_bool(getenv, "ASYNC_INSPECT") ~= false }
+  local opts = {}
+  local preset = getenv("ASYNC_INSPECT_PRESET")
+  if preset and preset ~= "" then opts.preset = preset end
+  opts.sample = env_number(getenv, "ASYNC_INSPECT_SAMPLE")
+  local max_tasks = env_number(getenv, "ASYNC_INSPECT_MAX_TASKS")
+  opts.max_tasks = max_tasks and math.tointeger(max_tasks)
+  local ring = env_number(getenv, "ASYNC_INSPECT_RING")
+  opts.ring_capacity = ring and math.tointeger(ring)
+  opts.locations = env_bool(getenv, "ASYNC_INSPECT_LOCATIONS")
+  opts.long_poll_ms = env_number(getenv, "ASYNC_INSPECT_LONG_POLL_MS")
+  opts.creation_traces = env_bool(getenv, "ASYNC_INSPECT_CREATION_TRACES")
+  local ok, c, lua = pcall(M.split, opts, 2)
+  if not ok then
+    io.stderr:write("async_inspect: ignoring environment settings: " .. tostring(c) .. "\n")
+    return out
+  end
+  out.c, out.lua = c, lua
+  return out
+end
+
+return M
