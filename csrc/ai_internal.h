@@ -71,6 +71,7 @@ typedef struct ai_timeline {
   uint64_t cap;       /* capacity, > 0 */
   uint64_t next_seq;  /* seq of the next event; seqs start at 1 */
   uint64_t first_min; /* no seq below this is readable (after a clear) */
+  uint64_t widx;      /* slot of the next event: next_seq % cap, kept apart */
   uint64_t dropped;   /* overwritten events */
   ai_strings *strings;
 } ai_timeline;
@@ -88,7 +89,8 @@ void ai_timeline_release_event(ai_timeline *T, ai_event *e);
 static inline void ai_timeline_push(ai_timeline *T, uint8_t kind, uint64_t task,
                                     uint64_t other, ai_str loc, ai_str detail,
                                     ai_tick t) {
-  ai_event *e = &T->ev[T->next_seq % T->cap];
+  ai_event *e = &T->ev[T->widx];
+  if (++T->widx == T->cap) T->widx = 0;
   if (e->tk != 0) { /* overwriting the oldest event */
     T->dropped++;
     if (e->detail != 0 || ai_event_kind(e) == AI_EV_POINT || ai_event_kind(e) == AI_EV_NAME)
@@ -132,6 +134,7 @@ typedef struct ai_task {
   uint16_t pad;
   uint32_t slot;          /* own index in the registry */
   uint32_t next_free;     /* free list link (slot index + 1) while free */
+  void *owner;            /* the inspector: hooks find it from any thread */
 } ai_task;
 
 /* records live in fixed chunks so a pointer to one stays valid while the
@@ -151,14 +154,18 @@ typedef struct ai_registry {
   uint32_t max_finished; /* retention limit for finished records */
   uint64_t next_id;
   uint64_t evicted;
-  uint64_t counts[AI_STATE_COUNT];
+  uint64_t ended[AI_STATE_COUNT]; /* tasks that reached each final state */
   uint64_t total;        /* tasks tracked since start/reset */
   ai_strings *strings;
+  void *owner;           /* copied into every record */
 } ai_registry;
 
 typedef void (*ai_evict_fn)(void *ud, const ai_task *t);
 
-int ai_registry_init(ai_registry *R, uint32_t max_finished, ai_strings *strings);
+int ai_registry_init(ai_registry *R, uint32_t max_finished, ai_strings *strings, void *owner);
+/* live records per state (pending, running, suspended, normal): a scan,
+** so the hot path keeps no counters */
+void ai_registry_count_live(const ai_registry *R, uint64_t counts[AI_STATE_COUNT]);
 void ai_registry_free(ai_registry *R);
 void ai_registry_clear(ai_registry *R);
 /* a new record in state pending, id assigned; NULL when out of memory */
@@ -176,28 +183,27 @@ static inline ai_task *ai_registry_slot(const ai_registry *R, uint32_t slot) {
   return &R->chunks[slot >> AI_CHUNK_BITS][slot & (AI_CHUNK - 1)];
 }
 
+/* the hot path changes states with a plain store; final states also
+** count in R->ended (ai_registry_retire) */
 static inline void ai_registry_set_state(ai_registry *R, ai_task *t, uint8_t state) {
-  R->counts[t->state]--;
-  R->counts[state]++;
+  (void)R;
   t->state = state;
 }
 
-/* extraspace of a coroutine holds slot+1 of its record, 0 = unknown,
-** AI_SLOT_IGNORED = deliberately not tracked (sampled out) */
-#define AI_SLOT_IGNORED ((uintptr_t)-1)
-
-static inline uintptr_t *ai_extra(lua_State *co) {
-  return (uintptr_t *)lua_getextraspace(co);
+/* A coroutine's extraspace (LUA_EXTRASPACE, pointer-sized, copied from the
+** main thread into every new thread) holds a pointer to its record. The
+** main thread's points to the inspector's pseudo-record, so every thread
+** leads to the inspector in two loads; a sampled-out coroutine points to
+** another pseudo-record. A record is trusted only if it names the thread. */
+static inline ai_task **ai_extra(lua_State *co) {
+  return (ai_task **)lua_getextraspace(co);
 }
 
 /* the record of a coroutine, or NULL; O(1), verified against identity */
 static inline ai_task *ai_registry_of(const ai_registry *R, lua_State *co) {
-  uintptr_t v = *ai_extra(co) - 1;
-  if (v < (uintptr_t)R->top) {
-    ai_task *t = ai_registry_slot(R, (uint32_t)v);
-    if (t->co == co && t->id != 0) return t;
-  }
-  return NULL;
+  ai_task *t = *ai_extra(co);
+  (void)R;
+  return (t != NULL && t->co == co && t->id != 0) ? t : NULL;
 }
 
 /* ---- hist.c: log-linear histograms (fixed memory, mergeable) ---- */
@@ -213,12 +219,44 @@ typedef struct ai_hist {
 
 void ai_hist_init(ai_hist *h);
 void ai_hist_record(ai_hist *h, uint64_t v);
+
+/* the hot path's version of ai_hist_record */
+static inline void ai_hist_add(ai_hist *h, uint64_t v) {
+  uint32_t b;
+  if (v < AI_HIST_SUB) {
+    b = (uint32_t)v;
+  } else {
+    int shift = 63 - __builtin_clzll(v) - AI_HIST_SUB_BITS;
+    b = (uint32_t)((shift + 1) * AI_HIST_SUB + ((v >> shift) - AI_HIST_SUB));
+  }
+  /* no min and no sum here: read-out derives them from the buckets
+  ** (ai_hist_settle), within the buckets' 1.6% */
+  h->buckets[b]++;
+  if (v > h->max) h->max = v;
+  h->count++;
+}
 void ai_hist_merge(ai_hist *into, const ai_hist *from);
 /* value at quantile q in [0, 1]; 0 when empty */
 uint64_t ai_hist_quantile(const ai_hist *h, double q);
 uint32_t ai_hist_bucket_of(uint64_t v);
 uint64_t ai_hist_bucket_value(uint32_t b);
 void ai_hist_scale(ai_hist *dst, const ai_hist *src, double factor);
+/* fill min and sum of a histogram fed by ai_hist_add */
+void ai_hist_settle(ai_hist *h);
+
+/* ---- long polls: the last few resumes longer than long_poll_ticks ---- */
+/* kept in C so they survive an overflowing timeline; written only on the
+** rare long-poll branch of a resume (hooks.c), read by core.long_polls() */
+#define AI_LONG_POLL_LOG 64
+
+typedef struct ai_long_poll {
+  uint64_t task;
+  ai_tick start;    /* when the resume began */
+  uint64_t ran;     /* ticks inside that resume */
+  ai_str name;      /* task name then (one reference held) */
+  ai_str loc;       /* where it yielded or raised; 0 when it returned */
+  uint8_t end;      /* AI_EV_YIELD, AI_EV_COMPLETE or AI_EV_FAIL */
+} ai_long_poll;
 
 /* ---- sites: code position -> location cache (hooks.c) ---- */
 #define AI_SITE_CACHE 1024 /* power of two */
@@ -250,6 +288,8 @@ typedef struct ai_inspector {
   int closed;            /* set by __gc; sentinels check it */
   int ci_layout_ok;      /* CallInfo savedpc layout verified at load */
   int cl_layout_ok;      /* LClosure proto layout verified at load */
+  int state_layout_ok;   /* lua_State status/ci layout verified at load */
+  char co_typename[16];  /* "coroutine" or "thread", as this Lua says it */
   uint32_t sample_threshold; /* track a new task when rand < threshold; max = all */
   uint64_t rng;
   uint32_t epoch;        /* bumped after each GC cycle */
@@ -260,16 +300,24 @@ typedef struct ai_inspector {
   ai_tick start;         /* epoch of the clock (install or reset) */
   uint64_t long_poll_ticks; /* resumes longer than this are counted */
   uint64_t long_polls;
+  ai_long_poll long_poll_log[AI_LONG_POLL_LOG]; /* ring: entry long_polls-1 is the newest */
   ai_strings *strings;
   ai_registry reg;
   ai_timeline tl;
   ai_hist resume_hist;   /* all resume durations, ticks */
+  ai_task main_rec;      /* pseudo-record of the main thread (id 0) */
+  ai_task ignored_rec;   /* pseudo-record of sampled-out coroutines (id 0) */
   ai_str *locfn;         /* location id -> function name id */
   uint32_t locfn_cap;
   uint32_t block_top;
   ai_block blocks[AI_MAX_BLOCKS];
   ai_site sites[AI_SITE_CACHE];  /* yield and creation sites by saved pc */
   ai_site protos[AI_SITE_CACHE]; /* function definitions by prototype */
+  /* creation traces (hooks.c, creation_traces setting; off by default) */
+  int creation_traces;
+  struct ai_ctrace *ctraces; /* indexed by registry slot, grown on demand */
+  uint32_t ctraces_cap;
+  struct ai_wg *wg;      /* waitgraph.c: created on first use by the bindings */
 } ai_inspector;
 
 /* ---- hooks.c ---- */
@@ -288,5 +336,152 @@ ai_str ai_site_location(ai_inspector *I, lua_State *L, int level);
 ai_str ai_error_text(ai_inspector *I, lua_State *L, int idx);
 ai_str ai_locfn_get(const ai_inspector *I, ai_str loc);
 int ai_hooks_check_layout(ai_inspector *I, lua_State *L);
+
+/* ---- creation traces (hooks.c): where each task was created, as the
+** location ids of the creating thread's frames; formatted only on demand.
+** Captured only while I->creation_traces is set. 64 bytes a slot. ---- */
+#define AI_CTRACE_DEPTH 13
+typedef struct ai_ctrace {
+  uint64_t id;       /* task whose trace this is (0: none) */
+  uint16_t n;        /* frames held */
+  uint16_t more;     /* 1 when the stack went deeper than AI_CTRACE_DEPTH */
+  ai_str frames[AI_CTRACE_DEPTH]; /* "source:line", or "[C]: in ..." */
+} ai_ctrace;
+void ai_capture_creation(ai_inspector *I, lua_State *L, ai_task *t, int level);
+const ai_ctrace *ai_creation_trace(const ai_inspector *I, uint64_t id);
+/* forget the long-poll log, releasing its names (reset) */
+void ai_long_polls_clear(ai_inspector *I);
+void ai_hooks_learn_typename(ai_inspector *I, lua_State *L);
+
+/* ---- waitgraph.c: resources, holders, waiters, the wait-for graph ----
+** Tasks (by id) hold resources and wait for at most one resource at a
+** time; a task waits for the holders of what it waits for. Deadlocks are
+** searched for when a wait begins, from the waiting task only, so the cost
+** is the part of the graph reachable from it. No Lua calls: the bindings
+** (module.c) intern names and locations and look tasks up. Indices of
+** resources, holds and nodes are stored + 1 so that 0 means "none". */
+enum ai_res_kind {
+  AI_RK_MUTEX = 0, AI_RK_RWLOCK, AI_RK_SEMAPHORE, AI_RK_CHANNEL, AI_RK_EVENT,
+  AI_RK_CUSTOM, AI_RK_JOIN, AI_RK_COUNT
+};
+enum ai_wait_mode {
+  AI_WM_NONE = 0, AI_WM_READ, AI_WM_WRITE, AI_WM_SEND, AI_WM_RECV, AI_WM_COUNT
+};
+
+/* a resource as Lua knows it: generation << 32 | index + 1 (0: none); a
+** handle of a freed resource is refused even when its index is reused */
+typedef uint64_t ai_wg_handle;
+
+#define AI_WG_NO_SLOT UINT32_MAX /* registry slot of a task not known */
+
+typedef struct ai_wg_res {
+  ai_str name;            /* the bindings hold one reference */
+  uint32_t gen;           /* 0: free; bumped at each reuse */
+  uint8_t kind;
+  uint8_t any;            /* a waiter needs any one holder to let go (semaphore) */
+  uint16_t pad;
+  uint32_t holders;       /* first hold */
+  uint32_t nholders;      /* hold records (distinct holding tasks) */
+  uint64_t held;          /* units held by recorded tasks (permits, read counts) */
+  uint64_t anon;          /* units held by tasks without a record */
+  uint32_t wait_head, wait_tail; /* waiting nodes, oldest first */
+  uint32_t nwaiters;
+  uint32_t next_free;     /* free list link while free */
+  uint64_t join_target;   /* AI_RK_JOIN: the task being joined */
+  uint64_t acquisitions, contended;
+  uint64_t wait_total, wait_max; /* ticks */
+} ai_wg_res;
+
+typedef struct ai_wg_hold {
+  uint32_t res, node;
+  uint32_t rprev, rnext;  /* among the holders of res */
+  uint32_t tprev, tnext;  /* among the holds of node; tnext links the free list */
+  uint64_t count;
+  ai_tick since;
+  ai_str at;              /* where it was acquired (a permanent location) */
+  uint8_t mode;
+} ai_wg_hold;
+
+typedef struct ai_wg_node { /* a task that holds or waits */
+  uint64_t task;
+  uint32_t slot;          /* registry slot when known, else AI_WG_NO_SLOT */
+  uint32_t holds;         /* first hold */
+  uint32_t wait_res;      /* resource waited for, 0: none */
+  uint32_t wprev, wnext;  /* among the waiters of wait_res; wnext links the free list */
+  uint32_t join_res;      /* the join resource this task holds for its joiners */
+  uint32_t mark;          /* search epoch of the last visit */
+  uint32_t dmark;         /* deadlock-set epoch: in the set when == G->depoch */
+  uint32_t cnt;           /* deadlock-set scratch counter */
+  uint8_t wait_mode;
+  uint8_t in_cycle;       /* in a cycle reported since its wait began */
+  uint8_t live;           /* in use (else on the free list) */
+  ai_tick wait_since;
+  ai_str wait_at;         /* where it waits (a permanent location) */
+} ai_wg_node;
+
+typedef struct ai_wg_step { /* one task of a detected cycle */
+  uint64_t task;
+  uint32_t slot;
+  ai_wg_handle res;       /* what it waits for */
+  uint8_t mode;
+  ai_tick since;
+  ai_str at;
+  uint64_t held_by;       /* the next task of the cycle, holding res */
+  uint32_t held_slot;
+  uint8_t hold_mode;
+  uint64_t hold_count;
+  ai_tick held_since;
+  ai_str acquired_at;
+} ai_wg_step;
+
+typedef struct ai_wg {
+  ai_wg_res *res;   uint32_t nres, res_cap, res_free;
+  ai_wg_hold *hold; uint32_t nhold, hold_cap, hold_free;
+  ai_wg_node *node; uint32_t nnode, node_cap, node_free;
+  uint32_t *tab;    uint32_t tab_mask, tab_used; /* task id -> node */
+  uint32_t live_nodes;
+  uint32_t epoch, depoch;
+  uint32_t *stack;  uint32_t stack_cap;  /* search frames: node, next hold, via */
+  uint32_t *work;   uint32_t work_cap;   /* reachable nodes, removal worklist */
+  ai_wg_step *cycle; uint32_t cycle_cap; /* the last cycle found */
+  uint64_t cycles;  /* deadlocks detected since init */
+  ai_tick start_seen; /* the inspector's clock epoch when last used (reset check) */
+} ai_wg;
+
+int ai_wg_init(ai_wg *G);
+void ai_wg_free(ai_wg *G);
+/* forget every task (a reset): holds become anonymous units, waits and joins
+** go, statistics restart; resources stay */
+void ai_wg_forget_tasks(ai_wg *G);
+ai_wg_handle ai_wg_new_resource(ai_wg *G, uint8_t kind, ai_str name);
+/* the resource of a handle, NULL when stale */
+ai_wg_res *ai_wg_res_of(const ai_wg *G, ai_wg_handle h);
+ai_wg_handle ai_wg_handle_at(const ai_wg *G, uint32_t index);
+/* free a resource and everything about it; returns its name for the caller
+** to release (0 when the handle was stale) */
+ai_str ai_wg_free_resource(ai_wg *G, ai_wg_handle h);
+/* task acquires n units without waiting; 1 on success, 0 out of memory */
+int ai_wg_acquire(ai_wg *G, ai_wg_handle h, uint64_t task, uint32_t slot, uint8_t mode,
+                  uint64_t n, ai_str at, ai_tick now);
+/* n units acquired by a task that has no record (untracked or recording off) */
+void ai_wg_acquire_anon(ai_wg *G, ai_wg_handle h, uint64_t n);
+/* task lets go of n units; 1 when a recorded hold was reduced, 0 when the
+** units were counted as anonymous */
+int ai_wg_release(ai_wg *G, ai_wg_handle h, uint64_t task, uint64_t n);
+/* task starts waiting for h; returns the length of the deadlock cycle this
+** wait closes (its steps in G->cycle, the waiting task first), 0 when none,
+** -1 out of memory. A task already waiting stops waiting first. */
+int ai_wg_wait(ai_wg *G, ai_wg_handle h, uint64_t task, uint32_t slot, uint8_t mode,
+               ai_str at, ai_tick now);
+/* the wait of task for h ends with success; hold: it now holds n units
+** (acquired where it waited). Not waiting for h: counted as anonymous. */
+int ai_wg_grant(ai_wg *G, ai_wg_handle h, uint64_t task, int hold, uint64_t n, ai_tick now);
+/* the wait of task ends without success (timeout, cancel, join done) */
+void ai_wg_unwait(ai_wg *G, uint64_t task);
+/* waiter waits for task target to end: a join edge, as ai_wg_wait */
+int ai_wg_wait_task(ai_wg *G, uint64_t waiter, uint32_t wslot, uint64_t target,
+                    uint32_t tslot, ai_str at, ai_tick now);
+/* the node of a task, NULL when it neither holds nor waits */
+const ai_wg_node *ai_wg_node_of(const ai_wg *G, uint64_t task);
 
 #endif

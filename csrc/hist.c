@@ -84,3 +84,19 @@ void ai_hist_scale(ai_hist *dst, const ai_hist *src, double factor) {
   dst->max = (uint64_t)((double)src->max * factor);
   dst->sum = src->sum * factor;
 }
+
+void ai_hist_settle(ai_hist *h) {
+  uint32_t i;
+  int first = 1;
+  h->sum = 0;
+  for (i = 0; i < AI_HIST_BUCKETS; i++) {
+    uint64_t v;
+    if (h->buckets[i] == 0) continue;
+    v = ai_hist_bucket_value(i);
+    if (first) {
+      h->min = v < h->max ? v : h->max;
+      first = 0;
+    }
+    h->sum += (double)v * (double)h->buckets[i];
+  }
+}

@@ -72,6 +72,23 @@ struct closure_prefix {
   const void *proto;
 };
 
+/* lua_State starts with the GC header, status, allowhook, nci, then top,
+** l_G and ci (5.4.0 to 5.4.8); checked at load like the layouts above */
+struct state_prefix {
+  void *next;
+  unsigned char tt, marked, status, allowhook;
+  unsigned short nci;
+  void *top, *l_G;
+  const struct ci_prefix *ci;
+};
+
+#define state_of(L) ((const struct state_prefix *)(const void *)(L))
+
+/* lua_status without a call, once the layout is verified */
+static inline int fast_status(const ai_inspector *I, lua_State *co) {
+  return l_likely(I->state_layout_ok) ? state_of(co)->status : lua_status(co);
+}
+
 static const void *frame_key(const lua_Debug *ar) {
   return ((const struct ci_prefix *)(const void *)ar->i_ci)->savedpc;
 }
@@ -109,6 +126,15 @@ ai_str ai_locfn_get(const ai_inspector *I, ai_str loc) {
   return loc < I->locfn_cap ? I->locfn[loc] : 0;
 }
 
+/* the name of a Lua frame's function as tracebacks give it: the name the
+** call site uses, else "main chunk" or "function <source:line>" */
+static const char *frame_name(const lua_Debug *ar, char *buf, size_t size) {
+  if (ar->name != NULL) return ar->name;
+  if (*ar->what == 'm') return "main chunk";
+  if (snprintf(buf, size, "function <%s:%d>", ar->short_src, ar->linedefined) < 0) return NULL;
+  return buf;
+}
+
 /* location of the first Lua frame at or above `level`: the slow path */
 static ai_str locate_slow(ai_inspector *I, lua_State *co, int level, int *is_c) {
   lua_Debug ar;
@@ -116,8 +142,9 @@ static ai_str locate_slow(ai_inspector *I, lua_State *co, int level, int *is_c) 
   for (; lua_getstack(co, level, &ar); level++) {
     if (!lua_getinfo(co, "Sln", &ar)) break;
     if (ar.currentline >= 0) {
+      char buf[LUA_IDSIZE + 32];
       ai_str loc = intern_location(I, ar.short_src, ar.currentline);
-      locfn_set(I, loc, ar.name);
+      locfn_set(I, loc, frame_name(&ar, buf, sizeof buf));
       return loc;
     }
     *is_c = 1; /* a C function (pcall, a C library) stands between */
@@ -142,8 +169,15 @@ ai_str ai_site_location(ai_inspector *I, lua_State *L, int level) {
   int is_c;
   ai_str loc;
   if (!I->ci_layout_ok) return locate_slow(I, L, level, &is_c);
-  if (!lua_getstack(L, level, &ar)) return locate_slow(I, L, level - 1, &is_c);
-  pc = frame_key(&ar);
+  if (level == 1 && I->state_layout_ok) { /* the yield path: no lua_getstack */
+    const struct ci_prefix *up = (const struct ci_prefix *)state_of(L)->ci->previous;
+    /* the base CallInfo (no previous) is not a frame: nothing at level 1 */
+    if (up == NULL || up->previous == NULL) return locate_slow(I, L, 0, &is_c);
+    pc = up->savedpc;
+  } else {
+    if (!lua_getstack(L, level, &ar)) return locate_slow(I, L, level - 1, &is_c);
+    pc = frame_key(&ar);
+  }
   s = &I->sites[key_hash(pc)];
   if (l_likely(s->key == pc && s->epoch == I->epoch && pc != NULL)) return s->loc;
   loc = locate_slow(I, L, level, &is_c);
@@ -235,10 +269,37 @@ static int check_closure_layout(lua_State *L) {
   return ok;
 }
 
+/* the status byte and the ci pointer read through state_prefix must agree
+** with lua_status and lua_getstack on threads in several states */
+static int check_state_layout(lua_State *L) {
+  static const char code[] = "local y = ...\nreturn function() y() end\n";
+  lua_Debug ar;
+  lua_State *co;
+  int nres, ok;
+  if (luaL_loadbuffer(L, code, sizeof code - 1, "=layout") != LUA_OK) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushcfunction(L, layout_yield);
+  lua_call(L, 1, 1);
+  co = lua_newthread(L);
+  lua_insert(L, -2);
+  lua_xmove(L, co, 1);
+  ok = state_of(L)->status == lua_status(L) && state_of(co)->status == LUA_OK;
+  ok = ok && lua_resume(co, L, 0, &nres) == LUA_YIELD && state_of(co)->status == LUA_YIELD;
+  /* level 0 is the yielding C function: its CallInfo is co->ci */
+  ok = ok && lua_getstack(co, 0, &ar) && (const void *)ar.i_ci == (const void *)state_of(co)->ci;
+  ok = ok && lua_getstack(co, 1, &ar) &&
+       (const void *)ar.i_ci == (const void *)state_of(co)->ci->previous;
+  lua_pop(L, 1);
+  return ok;
+}
+
 int ai_hooks_check_layout(ai_inspector *I, lua_State *L) {
+  I->state_layout_ok = check_state_layout(L);
   I->ci_layout_ok = check_ci_layout(L);
   I->cl_layout_ok = check_closure_layout(L);
-  return I->ci_layout_ok && I->cl_layout_ok;
+  return I->ci_layout_ok && I->cl_layout_ok && I->state_layout_ok;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -275,6 +336,7 @@ ai_task *ai_track(ai_inspector *I, lua_State *L, lua_State *co, int fn_idx, int 
   if (t == NULL) return NULL;
   if (fn_idx != 0) t->created_fn = function_location(I, L, fn_idx);
   if (site_level > 0) t->created_at = ai_site_location(I, L, site_level);
+  if (l_unlikely(I->creation_traces) && site_level > 0) ai_capture_creation(I, L, t, site_level);
   ai_timeline_push(&I->tl, AI_EV_SPAWN, t->id, t->parent, t->created_at, 0, now);
   return t;
 }
@@ -377,7 +439,7 @@ ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co) {
   lua_Debug ar;
   ai_task *t;
   int st = lua_status(co);
-  if (*ai_extra(co) == AI_SLOT_IGNORED) return NULL;
+  if (*ai_extra(co) == &I->ignored_rec) return NULL;
   if (st == LUA_OK && (lua_getstack(co, 0, &ar) || lua_gettop(co) == 0)) return NULL;
   if (st != LUA_OK && st != LUA_YIELD) return NULL;
   t = ai_track(I, L, co, 0, 0);
@@ -398,7 +460,16 @@ ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co) {
 /* resume, faithful to lcorolib.c's auxresume                               */
 /* ---------------------------------------------------------------------- */
 
-static int auxresume(lua_State *L, lua_State *co, int narg, int *status) {
+/* the inspector from any thread in two loads: every thread's extraspace
+** points to a record (the main thread's to a pseudo-record) that knows its
+** owner; threads older than the module fall back to the closure upvalue */
+static inline ai_inspector *inspector_of(lua_State *L) {
+  ai_task *t = *ai_extra(L);
+  if (l_likely(t != NULL)) return (ai_inspector *)t->owner;
+  return (ai_inspector *)lua_touserdata(L, UV_INSPECTOR);
+}
+
+static inline int auxresume_status(lua_State *L, lua_State *co, int narg, int *status) {
   int nres;
   if (l_unlikely(!lua_checkstack(co, narg))) {
     lua_pushliteral(L, "too many arguments to resume");
@@ -420,6 +491,12 @@ static int auxresume(lua_State *L, lua_State *co, int narg, int *status) {
   return -1;
 }
 
+/* lcorolib.c's auxresume, for the paths that record nothing */
+static inline int auxresume(lua_State *L, lua_State *co, int narg) {
+  int status;
+  return auxresume_status(L, co, narg, &status);
+}
+
 /* first yield of a task resumed from C: the coroutine value is not on L's
 ** stack, push it there for the anchor */
 static void anchor_thread(lua_State *L, lua_State *co, ai_task *t) {
@@ -430,62 +507,88 @@ static void anchor_thread(lua_State *L, lua_State *co, ai_task *t) {
   lua_pop(L, 1);
 }
 
-/* a resume about to run: the record of co (tracking it when new), or NULL
-** when nothing must be recorded; *rt gets the resumer's record */
-static ai_task *resume_begin(ai_inspector *I, lua_State *L, lua_State *co, ai_task **rt) {
-  ai_task *t = ai_registry_of(&I->reg, co);
-  ai_tick now;
-  if (t == NULL && (t = ai_adopt(I, L, co)) == NULL) return NULL;
-  /* only a suspended or fresh coroutine really runs; otherwise lua_resume
-  ** raises its own error and nothing is recorded */
-  if (l_unlikely(!((t->state == AI_SUSPENDED && lua_status(co) == LUA_YIELD) ||
-                   (t->state == AI_PENDING && lua_status(co) == LUA_OK))))
-    return NULL;
-  now = ai_now();
-  *rt = ai_registry_of(&I->reg, L);
-  if (*rt != NULL) ai_registry_set_state(&I->reg, *rt, AI_NORMAL);
-  if (t->state == AI_PENDING) t->first_resume = now;
-  ai_registry_set_state(&I->reg, t, AI_RUNNING);
-  t->resumes++;
-  t->resume_start = now;
-  t->last_change = now;
-  ai_timeline_push(&I->tl, AI_EV_RESUME, t->id, *rt ? (*rt)->id : 0, 0, I->pending_wake, now);
-  I->pending_wake = 0;
-  return t;
+/* the record to use for co, or NULL when this resume records nothing: an
+** unknown coroutine is adopted, a sampled-out one ignored, and only a
+** suspended or fresh coroutine really runs (otherwise lua_resume raises its
+** own error) */
+static inline ai_task *resumable_task(ai_inspector *I, lua_State *L, lua_State *co) {
+  ai_task *t = *ai_extra(co);
+  if (l_unlikely(t == NULL || t->co != co || t->id == 0)) {
+    if (t == &I->ignored_rec || (t = ai_adopt(I, L, co)) == NULL) return NULL;
+  }
+  if (l_likely(t->state == AI_SUSPENDED)) return fast_status(I, co) == LUA_YIELD ? t : NULL;
+  return (t->state == AI_PENDING && fast_status(I, co) == LUA_OK) ? t : NULL;
 }
 
-/* lua_resume returned `status` for task t (id checked by the caller);
-** co_idx: where co sits in L (0: not on L's stack); the error object of a
-** failure is on errL's top */
-static void resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx, ai_task *t,
-                       int status, lua_State *errL) {
-  ai_tick now = ai_now();
-  uint64_t ran = now - t->resume_start;
-  t->busy += ran;
-  t->last_change = now;
-  ai_hist_record(&I->resume_hist, ran);
-  if (l_unlikely(ran > I->long_poll_ticks)) I->long_polls++;
-  if (l_likely(status == LUA_YIELD)) {
-    ai_str loc = 0, label = 0;
-    ai_registry_set_state(&I->reg, t, AI_SUSPENDED);
-    if (I->pending_task == t->id) { /* an await point announced by Lua */
-      loc = I->pending_loc;
-      label = I->pending_label;
-      I->pending_task = 0;
-      I->pending_label = 0;
-      I->pending_loc = 0;
-    }
-    if (loc == 0 && I->locations) loc = ai_site_location(I, co, 1);
-    t->where = loc;
-    ai_strings_release(I->strings, t->await_label);
-    if (label != 0) ai_strings_ref(I->strings, label);
-    t->await_label = label;
-    ai_timeline_push(&I->tl, AI_EV_YIELD, t->id, 0, loc, label, now);
-    if (l_unlikely(!(t->flags & AI_TF_ANCHORED))) {
-      if (co_idx != 0) anchor(L, co_idx, t);
-      else anchor_thread(L, co, t);
-    }
-  } else if (status == LUA_OK) {
+/* the resumer's record when it is a task (not the main thread) */
+static inline ai_task *resumer_task(lua_State *L) {
+  ai_task *rt = *ai_extra(L);
+  return (rt != NULL && rt->co == L && rt->id != 0) ? rt : NULL;
+}
+
+/* t starts running now, resumed by rt (NULL: the main thread) */
+static inline void resume_begin(ai_inspector *I, ai_task *t, ai_task *rt, ai_tick now) {
+  uint64_t rid = 0;
+  if (rt != NULL) {
+    rt->state = AI_NORMAL;
+    rid = rt->id;
+  }
+  if (t->state == AI_PENDING) t->first_resume = now;
+  t->state = AI_RUNNING;
+  t->resumes++;
+  t->resume_start = now; /* a running task's last change (see module.c) */
+  ai_timeline_push(&I->tl, AI_EV_RESUME, t->id, rid, 0, I->pending_wake, now);
+  I->pending_wake = 0;
+}
+
+/* a resume longer than long_poll_ticks: counted, and kept in the small log
+** of the last AI_LONG_POLL_LOG with where it yielded (or raised), even when
+** yield locations are off; the rare branch, kept out of line */
+static void __attribute__((noinline))
+note_long_poll(ai_inspector *I, lua_State *co, ai_task *t, uint64_t ran, int status) {
+  ai_long_poll *p = &I->long_poll_log[I->long_polls % AI_LONG_POLL_LOG];
+  ai_str name = t->name ? t->name : t->created_fn;
+  ai_str loc = 0;
+  if (status == LUA_YIELD)
+    loc = (I->pending_task == t->id && I->pending_loc) ? I->pending_loc : ai_site_location(I, co, 1);
+  else if (status != LUA_OK)
+    loc = ai_site_location(I, co, 0);
+  ai_strings_ref(I->strings, name);
+  ai_strings_release(I->strings, p->name);
+  p->task = t->id;
+  p->start = t->resume_start;
+  p->ran = ran;
+  p->name = name;
+  p->loc = loc;
+  p->end = status == LUA_YIELD ? AI_EV_YIELD : status == LUA_OK ? AI_EV_COMPLETE : AI_EV_FAIL;
+  I->long_polls++;
+}
+
+void ai_long_polls_clear(ai_inspector *I) {
+  uint32_t i;
+  for (i = 0; i < AI_LONG_POLL_LOG; i++) ai_strings_release(I->strings, I->long_poll_log[i].name);
+  memset(I->long_poll_log, 0, sizeof I->long_poll_log);
+  I->long_polls = 0;
+}
+
+/* an await point announced from Lua (ai.await_point, luv helpers) for
+** this yield: its label and location replace the ones found here */
+static void __attribute__((noinline))
+take_pending(ai_inspector *I, ai_task *t, ai_str *loc, ai_str *label) {
+  *loc = I->pending_loc;
+  *label = I->pending_label;
+  I->pending_task = 0;
+  I->pending_label = 0;
+  I->pending_loc = 0;
+  if (*label != 0) ai_strings_ref(I->strings, *label); /* the record's own */
+  (void)t;
+}
+
+/* the coroutine ended: completed, or failed with the error on errL's top */
+static void __attribute__((noinline))
+resume_ended(ai_inspector *I, lua_State *L, lua_State *co, ai_task *t, int status,
+             lua_State *errL, ai_tick now) {
+  if (status == LUA_OK) {
     ai_finish(I, t, AI_COMPLETED, 0, now);
   } else { /* the coroutine raised an error; its stack is still intact */
     ai_str err = ai_error_text(I, errL, lua_gettop(errL));
@@ -494,48 +597,83 @@ static void resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
   }
 }
 
-static void restore_resumer(ai_inspector *I, ai_task *rt, uint64_t rid) {
-  if (rt != NULL && rt->id == rid && rt->state == AI_NORMAL)
-    ai_registry_set_state(&I->reg, rt, AI_RUNNING);
+/* lua_resume returned `status` for task t (id checked by the caller);
+** co_idx: where co sits in L (0: not on L's stack) */
+static inline __attribute__((always_inline)) void
+resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
+                              ai_task *t, int status, lua_State *errL) {
+  ai_tick now = ai_now();
+  uint64_t ran = now - t->resume_start;
+  t->busy += ran;
+  t->last_change = now;
+  ai_hist_add(&I->resume_hist, ran);
+  if (l_unlikely(ran > I->long_poll_ticks)) note_long_poll(I, co, t, ran, status);
+  if (l_likely(status == LUA_YIELD)) {
+    ai_str loc = 0, label = 0;
+    t->state = AI_SUSPENDED;
+    if (l_unlikely(I->pending_task == t->id)) take_pending(I, t, &loc, &label);
+    if (loc == 0 && I->locations) loc = ai_site_location(I, co, 1);
+    t->where = loc;
+    if (l_unlikely(t->await_label != 0)) ai_strings_release(I->strings, t->await_label);
+    t->await_label = label;
+    ai_timeline_push(&I->tl, AI_EV_YIELD, t->id, 0, loc, label, now);
+    if (l_unlikely(!(t->flags & AI_TF_ANCHORED))) {
+      if (co_idx != 0) anchor(L, co_idx, t);
+      else anchor_thread(L, co, t);
+    }
+  } else {
+    resume_ended(I, L, co, t, status, errL, now);
+  }
 }
 
-/* resume co with narg values from L's top; co_idx: where co sits in L */
-int ai_resume(ai_inspector *I, lua_State *L, lua_State *co, int co_idx, int narg) {
-  ai_task *t, *rt = NULL;
+/* resume co with narg values from L's top, recording it; co_idx: where co
+** sits in L */
+static inline __attribute__((always_inline)) int
+resume_tracked(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
+                                 int narg) {
+  ai_task *t = resumable_task(I, L, co), *rt;
   uint64_t id, rid;
   int status, r;
-  if (!I->enabled || !lua_checkstack(co, narg) || (t = resume_begin(I, L, co, &rt)) == NULL)
-    return auxresume(L, co, narg, &status);
-  id = t->id;
+  if (t == NULL) return auxresume(L, co, narg);
+  rt = resumer_task(L);
   rid = rt ? rt->id : 0;
-  r = auxresume(L, co, narg, &status);
+  id = t->id;
+  resume_begin(I, t, rt, ai_now());
+  r = auxresume_status(L, co, narg, &status);
   /* a reset inside the resume may have recycled the records */
-  if (l_likely(t->id == id) && status != -1) resume_end(I, L, co, co_idx, t, status, L);
-  restore_resumer(I, rt, rid);
+  if (l_likely(t->id == id && status != -1)) resume_end(I, L, co, co_idx, t, status, L);
+  if (rt != NULL && rt->id == rid && rt->state == AI_NORMAL) rt->state = AI_RUNNING;
   return r;
+}
+
+int ai_resume(ai_inspector *I, lua_State *L, lua_State *co, int co_idx, int narg) {
+  if (!I->enabled) return auxresume(L, co, narg);
+  return resume_tracked(I, L, co, co_idx, narg);
 }
 
 /* the same for a C scheduler: plain lua_resume contract (async_inspect.h) */
 int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *nres) {
-  ai_task *t, *rt = NULL;
+  ai_task *t, *rt;
   uint64_t id, rid;
   int status;
-  if (!I->enabled || (t = resume_begin(I, L, co, &rt)) == NULL)
-    return lua_resume(co, L, narg, nres);
-  id = t->id;
+  if (!I->enabled || (t = resumable_task(I, L, co)) == NULL) return lua_resume(co, L, narg, nres);
+  rt = resumer_task(L);
   rid = rt ? rt->id : 0;
+  id = t->id;
+  resume_begin(I, t, rt, ai_now());
   status = lua_resume(co, L, narg, nres);
   if (l_likely(t->id == id)) resume_end(I, L, co, 0, t, status, co);
-  restore_resumer(I, rt, rid);
+  if (rt != NULL && rt->id == rid && rt->state == AI_NORMAL) rt->state = AI_RUNNING;
   return status;
 }
 
 static int co_resume(lua_State *L) {
-  ai_inspector *I = (ai_inspector *)lua_touserdata(L, UV_INSPECTOR);
   lua_State *co = lua_tothread(L, 1);
+  ai_inspector *I = inspector_of(L);
   int r;
-  luaL_argexpected(L, co, 1, "coroutine");
-  r = ai_resume(I, L, co, 1, lua_gettop(L) - 1);
+  luaL_argexpected(L, co, 1, I->co_typename);
+  if (l_likely(I->enabled)) r = resume_tracked(I, L, co, 1, lua_gettop(L) - 1);
+  else r = auxresume(L, co, lua_gettop(L) - 1);
   if (l_unlikely(r < 0)) {
     lua_pushboolean(L, 0);
     lua_insert(L, -2);
@@ -551,14 +689,14 @@ static int co_resume(lua_State *L) {
 /* ---------------------------------------------------------------------- */
 
 static lua_State *create(lua_State *L) {
-  ai_inspector *I = (ai_inspector *)lua_touserdata(L, UV_INSPECTOR);
+  ai_inspector *I = inspector_of(L);
   lua_State *NL;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   NL = lua_newthread(L);
   lua_pushvalue(L, 1);
   lua_xmove(L, NL, 1);
   if (I->enabled) {
-    if (l_unlikely(sampled_out(I))) *ai_extra(NL) = AI_SLOT_IGNORED;
+    if (l_unlikely(sampled_out(I))) *ai_extra(NL) = &I->ignored_rec;
     else ai_track(I, L, NL, 1, 1);
   }
   return NL;
@@ -569,10 +707,13 @@ static int co_create(lua_State *L) {
   return 1;
 }
 
+#define UV_WRAPPED lua_upvalueindex(4)
+
 static int auxwrap(lua_State *L) {
-  ai_inspector *I = (ai_inspector *)lua_touserdata(L, lua_upvalueindex(2));
-  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
-  int r = ai_resume(I, L, co, lua_upvalueindex(1), lua_gettop(L));
+  ai_inspector *I = inspector_of(L);
+  lua_State *co = lua_tothread(L, UV_WRAPPED);
+  int r = I->enabled ? resume_tracked(I, L, co, UV_WRAPPED, lua_gettop(L))
+                     : auxresume(L, co, lua_gettop(L));
   if (l_unlikely(r < 0)) {
     int stat = lua_status(co);
     if (stat != LUA_OK && stat != LUA_YIELD) { /* error in the coroutine */
@@ -589,13 +730,14 @@ static int auxwrap(lua_State *L) {
   return r;
 }
 
-/* the wrap closure's upvalues: the coroutine, then the hooks' upvalues so
-** ai_resume finds the inspector and the anchor table where it expects */
+/* the wrap closure's upvalues: the hooks' three (so ai_resume finds the
+** inspector and the anchor table where it expects them), then the coroutine */
 static int co_wrap(lua_State *L) {
   create(L);
   lua_pushvalue(L, UV_INSPECTOR);
   lua_pushvalue(L, UV_ANCHORS);
   lua_pushvalue(L, UV_SENTINEL_MT);
+  lua_rotate(L, -4, -1); /* the new thread goes last */
   lua_pushcclosure(L, auxwrap, 4);
   return 1;
 }
@@ -628,10 +770,10 @@ static int auxstatus(lua_State *L, lua_State *co) {
 }
 
 static int co_close(lua_State *L) {
-  ai_inspector *I = (ai_inspector *)lua_touserdata(L, UV_INSPECTOR);
+  ai_inspector *I = inspector_of(L);
   lua_State *co = lua_tothread(L, 1);
   int status;
-  luaL_argexpected(L, co, 1, "coroutine");
+  luaL_argexpected(L, co, 1, I->co_typename);
   status = auxstatus(L, co);
   switch (status) {
     case COS_DEAD: case COS_YIELD: {
@@ -673,4 +815,103 @@ void ai_push_hooks(lua_State *L) {
   }
   /* stack: ins anchors mt h1 h2 h3 h4 -> h1 h2 h3 h4 */
   for (i = 0; i < 3; i++) lua_remove(L, -AI_NHOOKS - 1);
+}
+
+/* The word Lua's own coroutine functions use for a bad coroutine argument
+** differs between 5.4 releases ("coroutine" or "thread"): learn it from
+** the original coroutine.resume so our messages are the same. */
+void ai_hooks_learn_typename(ai_inspector *I, lua_State *L) {
+  const char *msg, *end;
+  size_t n;
+  strcpy(I->co_typename, "coroutine");
+  if (lua_getglobal(L, "coroutine") != LUA_TTABLE) { lua_pop(L, 1); return; }
+  lua_getfield(L, -1, "resume");
+  lua_remove(L, -2);
+  lua_pushinteger(L, 0);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) { lua_pop(L, 1); return; }
+  msg = lua_tostring(L, -1);
+  if (msg != NULL && (msg = strstr(msg, "(")) != NULL && (end = strstr(msg, " expected")) != NULL) {
+    n = (size_t)(end - msg - 1);
+    if (n > 0 && n < sizeof I->co_typename) {
+      memcpy(I->co_typename, msg + 1, n);
+      I->co_typename[n] = '\0';
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* ---------------------------------------------------------------------- */
+/* creation traces: on request only (creation_traces setting)               */
+/* ---------------------------------------------------------------------- */
+
+/* the location id of one frame: Lua frames go through the site cache that
+** yield locations use (keyed by the frame's saved pc); C frames become a
+** permanent "[C]: in function 'name'" text, bounded by the program's code */
+static ai_str trace_frame(ai_inspector *I, lua_State *L, lua_Debug *ar) {
+  char buf[LUA_IDSIZE + 32];
+  ai_site *s = NULL;
+  const void *pc = NULL;
+  ai_str loc;
+  int n;
+  if (I->ci_layout_ok) {
+    pc = frame_key(ar);
+    s = &I->sites[key_hash(pc)];
+    if (s->key == pc && s->epoch == I->epoch && pc != NULL) return s->loc;
+  }
+  if (!lua_getinfo(L, "Sln", ar)) return 0;
+  if (ar->currentline >= 0) {
+    loc = intern_location(I, ar->short_src, ar->currentline);
+    locfn_set(I, loc, frame_name(ar, buf, sizeof buf));
+    if (s != NULL && pc != NULL) { /* a Lua frame: cacheable like a yield site */
+      s->key = pc;
+      s->epoch = I->epoch;
+      s->loc = loc;
+    }
+    return loc;
+  }
+  if (ar->name != NULL) n = snprintf(buf, sizeof buf, "[C]: in function '%.60s'", ar->name);
+  else n = snprintf(buf, sizeof buf, "[C]: in ?");
+  if (n < 0) return 0;
+  if ((size_t)n >= sizeof buf) n = (int)sizeof buf - 1;
+  return ai_strings_intern(I->strings, buf, (size_t)n, 1);
+}
+
+/* make room for the trace of registry slot `slot` */
+static ai_ctrace *ctrace_slot(ai_inspector *I, uint32_t slot) {
+  if (slot >= I->ctraces_cap) {
+    uint32_t ncap = I->ctraces_cap ? I->ctraces_cap : 256;
+    ai_ctrace *n;
+    while (ncap <= slot) ncap *= 2;
+    n = (ai_ctrace *)realloc(I->ctraces, ncap * sizeof *n);
+    if (n == NULL) return NULL;
+    memset(n + I->ctraces_cap, 0, (ncap - I->ctraces_cap) * sizeof *n);
+    I->ctraces = n;
+    I->ctraces_cap = ncap;
+  }
+  return &I->ctraces[slot];
+}
+
+/* record where task t is being created: the frames of L from `level` up
+** (level 1: the caller of coroutine.create). Called from ai_track only
+** while creation traces are on; a missing trace is all a failure costs. */
+void ai_capture_creation(ai_inspector *I, lua_State *L, ai_task *t, int level) {
+  lua_Debug ar;
+  ai_ctrace *c = ctrace_slot(I, t->slot);
+  uint16_t n = 0;
+  if (c == NULL) return;
+  c->id = t->id;
+  while (n < AI_CTRACE_DEPTH && lua_getstack(L, level + n, &ar)) {
+    ai_str loc = trace_frame(I, L, &ar);
+    if (loc == 0) break;
+    c->frames[n++] = loc;
+  }
+  c->n = n;
+  c->more = n == AI_CTRACE_DEPTH && lua_getstack(L, level + n, &ar);
+}
+
+/* the creation trace of task `id`, or NULL when none was captured */
+const ai_ctrace *ai_creation_trace(const ai_inspector *I, uint64_t id) {
+  const ai_task *t = ai_registry_by_id(&I->reg, id);
+  if (t == NULL || t->slot >= I->ctraces_cap || I->ctraces[t->slot].id != id) return NULL;
+  return &I->ctraces[t->slot];
 }

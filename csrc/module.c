@@ -87,7 +87,11 @@ static void push_task(lua_State *L, const ai_inspector *I, const ai_task *t) {
   set_str(L, I, "created_at", t->created_at);
   set_str(L, I, "function", t->created_fn);
   set_time(L, I, "first_resume", t->first_resume);
-  set_time(L, I, "last_change", t->last_change);
+  /* the hot path leaves last_change alone on resume: a running task's last
+  ** change is the start of its current resume */
+  set_time(L, I, "last_change",
+           (t->state == AI_RUNNING || t->state == AI_NORMAL) && t->resume_start > t->last_change
+               ? t->resume_start : t->last_change);
   set_time(L, I, "ended", t->ended);
   set_int(L, "resumes", (lua_Integer)t->resumes);
   /* a running task's busy time includes the resume in progress */
@@ -414,8 +418,9 @@ static int l_now(lua_State *L) {
 
 static int l_stats(lua_State *L) {
   ai_inspector *I = inspector(L);
-  const uint64_t *c = I->reg.counts;
+  uint64_t c[AI_STATE_COUNT];
   int i;
+  ai_registry_count_live(&I->reg, c);
   lua_createtable(L, 0, 20);
   set_int(L, "tasks", (lua_Integer)I->reg.total);
   set_int(L, "active", (lua_Integer)(c[AI_PENDING] + c[AI_RUNNING] + c[AI_SUSPENDED] + c[AI_NORMAL]));
@@ -434,7 +439,7 @@ static int l_stats(lua_State *L) {
   set_int(L, "event_bytes", (lua_Integer)sizeof(ai_event));
   lua_pushboolean(L, ai_clock_uses_tsc());
   lua_setfield(L, -2, "clock_tsc");
-  lua_pushboolean(L, I->ci_layout_ok && I->cl_layout_ok);
+  lua_pushboolean(L, I->ci_layout_ok && I->cl_layout_ok && I->state_layout_ok);
   lua_setfield(L, -2, "fast_locations");
   return 1;
 }
@@ -466,7 +471,7 @@ static int l_reset(lua_State *L) {
   ai_registry_clear(&I->reg);
   ai_hist_init(&I->resume_hist);
   I->block_top = 0;
-  I->long_polls = 0;
+  ai_long_polls_clear(I);
   I->start = ai_now();
   return 0;
 }
@@ -512,6 +517,7 @@ static int resize_ring(lua_State *L, ai_inspector *I, uint64_t cap) {
   if (!ai_timeline_init(&nt, cap, I->strings))
     return luaL_error(L, "not enough memory for a ring of %I events", (lua_Integer)cap);
   nt.next_seq = nt.first_min = I->tl.next_seq; /* seqs go on increasing */
+  nt.widx = nt.next_seq % nt.cap;
   ai_timeline_free(&I->tl);
   I->tl = nt;
   return 0;
@@ -533,6 +539,8 @@ static int l_configure(lua_State *L) {
   if (has) I->locations = (int)v;
   v = opt_field_bool(L, "tracebacks", &has);
   if (has) I->tracebacks = (int)v;
+  v = opt_field_bool(L, "creation_traces", &has);
+  if (has) I->creation_traces = (int)v;
   v = opt_field_int(L, "long_poll_ns", 0, (lua_Integer)1 << 50, &has);
   if (has) I->long_poll_ticks = ns_to_ticks((uint64_t)v);
   v = opt_field_int(L, "seed", 1, LUA_MAXINTEGER, &has);
@@ -558,6 +566,8 @@ static int l_settings(lua_State *L) {
   lua_setfield(L, -2, "locations");
   lua_pushboolean(L, I->tracebacks);
   lua_setfield(L, -2, "tracebacks");
+  lua_pushboolean(L, I->creation_traces);
+  lua_setfield(L, -2, "creation_traces");
   lua_pushnumber(L, I->sample_threshold == UINT32_MAX ? 1.0
                                                       : (double)I->sample_threshold / 4294967295.0);
   lua_setfield(L, -2, "sample");
@@ -601,6 +611,50 @@ static int l_threads(lua_State *L) {
     lua_rawseti(L, -4, (lua_Integer)t->id);
   }
   lua_pop(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* creation traces and function names of locations (on demand)              */
+/* ---------------------------------------------------------------------- */
+
+/* creation_trace(id) -> { {loc=, fn=}, ..., more=true|nil } of the frames
+** that created the task (innermost first), or nil when none was captured */
+static int l_creation_trace(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  lua_Integer id = luaL_checkinteger(L, 1);
+  const ai_ctrace *c = id > 0 ? ai_creation_trace(I, (uint64_t)id) : NULL;
+  int i;
+  if (c == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, c->n, 1);
+  for (i = 0; i < c->n; i++) {
+    lua_createtable(L, 0, 2);
+    set_str(L, I, "loc", c->frames[i]);
+    set_str(L, I, "fn", ai_locfn_get(I, c->frames[i]));
+    lua_rawseti(L, -2, i + 1);
+  }
+  if (c->more) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "more");
+  }
+  return 1;
+}
+
+/* location_names() -> { ["source:line"] = function name } for every code
+** location whose function name is known (yield and creation sites) */
+static int l_location_names(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_str loc;
+  lua_newtable(L);
+  for (loc = 1; loc < I->locfn_cap; loc++) {
+    if (I->locfn[loc] == 0 || ai_strings_get(I->strings, loc, NULL) == NULL) continue;
+    push_str(L, I, loc);
+    push_str(L, I, I->locfn[loc]);
+    lua_rawset(L, -3);
+  }
   return 1;
 }
 
@@ -668,7 +722,92 @@ static int l_resume_hist(lua_State *L) {
   ai_inspector *I = inspector(L);
   ai_hist *h = new_hist(L);
   double ns_per_tick = (double)ai_clock_ns(0, (uint64_t)1 << 40) / (double)((uint64_t)1 << 40);
-  ai_hist_scale(h, &I->resume_hist, ns_per_tick);
+  ai_hist settled = I->resume_hist;
+  ai_hist_settle(&settled);
+  ai_hist_scale(h, &settled, ns_per_tick);
+  return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* long polls (profiling): the log kept by hooks.c                          */
+/* ---------------------------------------------------------------------- */
+
+static const char *long_poll_end(uint8_t end) {
+  return end == AI_EV_YIELD ? "yield" : end == AI_EV_COMPLETE ? "complete" : "fail";
+}
+
+/* long_polls() -> array of the last resumes longer than long_poll_ns,
+** oldest first: {task=, name=, t=start ns, duration=ns, loc=, ended=} */
+static int l_long_polls(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  uint64_t total = I->long_polls, i;
+  uint64_t first = total > AI_LONG_POLL_LOG ? total - AI_LONG_POLL_LOG : 0;
+  lua_createtable(L, (int)(total - first), 0);
+  for (i = first; i < total; i++) {
+    const ai_long_poll *p = &I->long_poll_log[i % AI_LONG_POLL_LOG];
+    lua_createtable(L, 0, 6);
+    set_int(L, "task", (lua_Integer)p->task);
+    set_str(L, I, "name", p->name);
+    set_int(L, "t", to_ns(I, p->start));
+    set_int(L, "duration", (lua_Integer)ai_clock_ns(0, p->ran));
+    set_str(L, I, "loc", p->loc);
+    lua_pushstring(L, long_poll_end(p->end));
+    lua_setfield(L, -2, "ended");
+    lua_rawseti(L, -2, (lua_Integer)(i - first + 1));
+  }
+  return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* schedulers (async_inspect.luv): where a spawned task really comes from   */
+/* ---------------------------------------------------------------------- */
+
+/* "source:line" where the function at idx is defined ("[C]" for a C one) */
+static ai_str definition_site(ai_inspector *I, lua_State *L, int idx) {
+  char buf[LUA_IDSIZE + 32];
+  lua_Debug ar;
+  int n;
+  lua_pushvalue(L, idx);
+  if (!lua_getinfo(L, ">S", &ar)) return 0;
+  if (ar.what[0] == 'C') n = snprintf(buf, sizeof buf, "[C]");
+  else n = snprintf(buf, sizeof buf, "%s:%d", ar.short_src, ar.linedefined);
+  if (n < 0) return 0;
+  if ((size_t)n >= sizeof buf) n = (int)sizeof buf - 1;
+  return ai_strings_intern(I->strings, buf, (size_t)n, 1);
+}
+
+/* spawned(co, level [, fn]) -> task id or nil. A scheduler has just created
+** co (through coroutine.create, so sampling applied) on behalf of its
+** caller: the creation site becomes the frame `level` above the caller of
+** spawned (1: the caller's caller), in the record and in the spawn event
+** when that is still the newest event; with fn, the task's default name
+** becomes where fn is defined instead of the scheduler's body function. */
+static int l_spawned(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  lua_Integer level = luaL_checkinteger(L, 2);
+  ai_task *t;
+  ai_str loc;
+  const ai_event *e;
+  luaL_argexpected(L, lua_type(L, 1) == LUA_TTHREAD, 1, "coroutine");
+  luaL_argcheck(L, level >= 1 && level < 1000, 2, "level out of range");
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+  t = I->enabled ? check_task(L, I, 1) : NULL;
+  if (t == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  loc = ai_site_location(I, L, (int)level + 1);
+  if (loc != 0) { /* locations are permanent strings: no reference moves */
+    t->created_at = loc;
+    e = ai_timeline_get(&I->tl, I->tl.next_seq - 1);
+    if (e != NULL && ai_event_kind(e) == AI_EV_SPAWN && ai_event_task(e) == t->id)
+      ((ai_event *)e)->loc = loc;
+  }
+  if (!lua_isnoneornil(L, 3)) {
+    ai_str fn = definition_site(I, L, 3);
+    if (fn != 0) t->created_fn = fn;
+  }
+  lua_pushinteger(L, (lua_Integer)t->id);
   return 1;
 }
 
@@ -688,6 +827,9 @@ static int inspector_gc(lua_State *L) {
   I->strings = NULL;
   free(I->locfn);
   I->locfn = NULL;
+  free(I->ctraces);
+  I->ctraces = NULL;
+  I->ctraces_cap = 0;
   return 0;
 }
 
@@ -723,7 +865,13 @@ static ai_inspector *new_inspector(lua_State *L) {
     ai_strings_free(I->strings);
     luaL_error(L, "not enough memory for the async_inspect timeline");
   }
-  ai_registry_init(&I->reg, DEFAULT_MAX_TASKS, I->strings);
+  ai_registry_init(&I->reg, DEFAULT_MAX_TASKS, I->strings, I);
+  /* pseudo-records: the main thread's (so every thread leads to I) and the
+  ** one sampled-out coroutines point to; both have id 0 */
+  I->main_rec.owner = I->ignored_rec.owner = I;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  I->main_rec.co = lua_tothread(L, -1);
+  lua_pop(L, 1);
   ai_hist_init(&I->resume_hist);
   I->enabled = 1;
   I->locations = 1;
@@ -740,6 +888,7 @@ static ai_inspector *new_inspector(lua_State *L) {
   }
   lua_setmetatable(L, -2);
   ai_hooks_check_layout(I, L);
+  ai_hooks_learn_typename(I, L);
   return I;
 }
 
@@ -786,16 +935,31 @@ static const luaL_Reg funcs[] = {
   {"now", l_now}, {"stats", l_stats}, {"enable", l_enable}, {"enabled", l_enabled},
   {"reset", l_reset}, {"configure", l_configure}, {"settings", l_settings},
   {"thread_of", l_thread_of}, {"threads", l_threads},
+  {"creation_trace", l_creation_trace}, {"location_names", l_location_names},
   {"resume_hist", l_resume_hist},
+  {"long_polls", l_long_polls},
+  {"spawned", l_spawned},
   {NULL, NULL}};
 
-int luaopen_async_inspect_core(lua_State *L) {
+/* every thread copies the main thread's extraspace when it is created, so
+** pointing it to the main pseudo-record leads any thread to the inspector.
+** The area must be ours: refuse to load over another library's use of it. */
+static void claim_extraspace(lua_State *L, ai_inspector *I) {
+  ai_task **main_extra = ai_extra(I->main_rec.co);
+  if (*main_extra != NULL && *main_extra != &I->main_rec)
+    luaL_error(L, "async_inspect: LUA_EXTRASPACE of this Lua state is used by another library");
+  *main_extra = &I->main_rec;
+}
+
+__attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State *L) {
   int ins, anchors;
   int i;
+  ai_inspector *I;
   new_metatables(L);
   if (lua_getfield(L, LUA_REGISTRYINDEX, INSPECTOR_KEY) != LUA_TUSERDATA) {
     lua_pop(L, 1);
-    new_inspector(L);
+    I = new_inspector(L);
+    claim_extraspace(L, I);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, INSPECTOR_KEY);
     arm_epoch(L, lua_gettop(L));

@@ -12,19 +12,31 @@
 
 #include "ai_internal.h"
 
-int ai_registry_init(ai_registry *R, uint32_t max_finished, ai_strings *strings) {
+int ai_registry_init(ai_registry *R, uint32_t max_finished, ai_strings *strings, void *owner) {
   memset(R, 0, sizeof *R);
   R->max_finished = max_finished;
   R->next_id = 1;
   R->strings = strings;
+  R->owner = owner;
   return 1;
 }
 
+void ai_registry_count_live(const ai_registry *R, uint64_t counts[AI_STATE_COUNT]) {
+  uint32_t slot;
+  memset(counts, 0, AI_STATE_COUNT * sizeof counts[0]);
+  for (slot = 0; slot < R->top; slot++) {
+    const ai_task *t = ai_registry_slot(R, slot);
+    if (t->id != 0 && !ai_state_finished(t->state)) counts[t->state]++;
+  }
+  for (slot = AI_COMPLETED; slot < AI_STATE_COUNT; slot++) counts[slot] = R->ended[slot];
+}
+
 static void release_strings(ai_registry *R, ai_task *t) {
-  ai_strings_release(R->strings, t->name);
-  ai_strings_release(R->strings, t->await_label);
-  ai_strings_release(R->strings, t->wait);
-  ai_strings_release(R->strings, t->error);
+  if (t->name) ai_strings_release(R->strings, t->name);
+  if (t->await_label) ai_strings_release(R->strings, t->await_label);
+  if (t->wait) ai_strings_release(R->strings, t->wait);
+  if (t->error) ai_strings_release(R->strings, t->error);
+  if (t->traceback) ai_strings_release(R->strings, t->traceback);
 }
 
 void ai_registry_free(ai_registry *R) {
@@ -41,11 +53,12 @@ void ai_registry_clear(ai_registry *R) {
     ai_task *t = ai_registry_slot(R, slot);
     if (t->id != 0) release_strings(R, t);
     memset(t, 0, sizeof *t);
+    t->owner = R->owner; /* stale extraspace pointers still reach the inspector */
   }
   R->used = R->top = R->free_head = 0;
   R->fin_head = R->fin_count = 0;
   R->evicted = R->total = 0;
-  memset(R->counts, 0, sizeof R->counts);
+  memset(R->ended, 0, sizeof R->ended);
   /* ids keep increasing so an old id never names a new task */
 }
 
@@ -89,12 +102,12 @@ ai_task *ai_registry_add(ai_registry *R, lua_State *co, uint64_t parent, ai_tick
   t->slot = slot;
   t->id = R->next_id++;
   t->parent = parent;
+  t->owner = R->owner;
   t->created = t->last_change = now;
   t->state = AI_PENDING;
-  R->counts[AI_PENDING]++;
   R->used++;
   R->total++;
-  if (co != NULL) *ai_extra(co) = (uintptr_t)slot + 1;
+  if (co != NULL) *ai_extra(co) = t;
   return t;
 }
 
@@ -106,6 +119,7 @@ static void evict_oldest(ai_registry *R, ai_evict_fn on_evict, void *ud) {
   if (on_evict) on_evict(ud, t);
   release_strings(R, t);
   memset(t, 0, sizeof *t);
+  t->owner = R->owner;
   t->next_free = R->free_head;
   R->free_head = slot + 1;
   R->used--;
@@ -114,6 +128,7 @@ static void evict_oldest(ai_registry *R, ai_evict_fn on_evict, void *ud) {
 
 void ai_registry_retire(ai_registry *R, ai_task *t, ai_evict_fn on_evict, void *ud) {
   uint32_t slot = t->slot;
+  R->ended[t->state]++;
   /* the ring has room: it holds at most one entry per slot */
   R->finished[(R->fin_head + R->fin_count) % R->cap] = slot;
   R->fin_count++;

@@ -16,6 +16,7 @@ int ai_timeline_init(ai_timeline *T, uint64_t cap, ai_strings *strings) {
   T->cap = cap;
   T->next_seq = 1;
   T->first_min = 1;
+  T->widx = 1 % cap;
   T->dropped = 0;
   T->strings = strings;
   return 1;

@@ -38,7 +38,7 @@ end
 local function expect(n, fname, value, want, optional)
   local got = type(value)
   if got == want or (optional and value == nil) then return value end
-  arg_error(n, fname, ("%s expected, got %s"):format(want, value == nil and "no value" or got), 1)
+  arg_error(n, fname, ("%s expected, got %s"):format(want, value == nil and "no value" or got), 2)
 end
 
 -- thread metatable: co:inspect("name") on every coroutine ---------------------
@@ -322,6 +322,33 @@ end
 
 -- other modules add parts of snapshots (resources, warnings, ...)
 M._snapshot_providers = {}
+
+-- other modules add diagnosers: function(snap) -> array of findings
+M._diagnosers = {}
+
+local SEVERITY_RANK = { error = 1, warn = 2, info = 3 }
+
+--- Everything that needs a person's attention: stuck and deadlocked tasks,
+-- leaked locks, failures nobody looked at, long polls and other lints.
+-- Runs every registered diagnoser over one snapshot.
+-- @tparam[opt] table snap a snapshot (default: a fresh one with events)
+-- @treturn table array of findings `{kind=, severity=, task=, name=, loc=, message=, recommendation=}`,
+-- errors first
+-- @usage for _, f in ipairs(ai.diagnose()) do print(f.severity, f.message) end
+function M.diagnose(snap)
+  if snap ~= nil then expect(1, "diagnose", snap, "table") end
+  snap = snap or M.snapshot{ events = true }
+  local findings = {}
+  for _, diagnoser in ipairs(M._diagnosers) do
+    for _, f in ipairs(diagnoser(snap) or {}) do findings[#findings + 1] = f end
+  end
+  table.sort(findings, function(a, b)
+    local ra, rb = SEVERITY_RANK[a.severity] or 9, SEVERITY_RANK[b.severity] or 9
+    if ra ~= rb then return ra < rb end
+    return (a.task or 0) < (b.task or 0)
+  end)
+  return findings
+end
 
 -- submodules, loaded on first use ---------------------------------------------------
 

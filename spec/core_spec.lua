@@ -1,0 +1,431 @@
+-- The core: every coroutine is a task with a record and events; manual
+-- instrumentation, queries, retention, garbage collection and bad input.
+
+local ai = require "async_inspect"
+
+local THIS = "spec/core_spec.lua"
+
+local function line_of(marker)
+  local n = 0
+  for l in io.lines(THIS) do
+    n = n + 1
+    if l:find(marker, 1, true) and not l:find("line_of", 1, true) then return n end
+  end
+  error("marker not found: " .. marker)
+end
+
+local function kinds(events)
+  local out = {}
+  for _, e in ipairs(events) do out[#out + 1] = e.kind end
+  return table.concat(out, " ")
+end
+
+describe("tasks", function()
+  before_each(function()
+    ai.install()
+    ai.enable()
+    ai.configure{ preset = "default" }
+    ai.reset()
+  end)
+
+  it("tracks every coroutine with a record through its life", function()
+    local co = coroutine.create(function(x) -- TASKFN
+      coroutine.yield(x) -- YIELD1
+      return "ok"
+    end)
+    local t = ai.task_info(co)
+    assert.are.equal("pending", t.state)
+    assert.are.equal("integer", math.type(t.id))
+    assert.are.equal(THIS .. ":" .. line_of("-- TASKFN"), t.name)
+    assert.are.equal(THIS .. ":" .. line_of("-- TASKFN"), t.created_at)
+    assert.is_nil(t.parent)
+    coroutine.resume(co, 1)
+    t = ai.task_info(co)
+    assert.are.equal("suspended", t.state)
+    assert.are.equal(THIS .. ":" .. line_of("-- YIELD1"), t.where)
+    assert.are.equal(1, t.resumes)
+    assert.is_true(t.first_resume >= t.created)
+    coroutine.resume(co)
+    t = ai.task_info(co)
+    assert.are.equal("completed", t.state)
+    assert.are.equal(2, t.resumes)
+    assert.is_true(t.ended >= t.first_resume)
+    assert.is_true(t.busy > 0 and t.busy <= t.ended - t.created)
+    assert.is_nil(t.where)
+    assert.are.equal("spawn resume yield resume complete", kinds(ai.events{ task = t.id }))
+  end)
+
+  it("records failures with error text and traceback", function()
+    local co = coroutine.create(function() error("bad thing") end) -- FAILS
+    coroutine.resume(co)
+    local t = ai.task_info(co)
+    assert.are.equal("failed", t.state)
+    assert.matches("bad thing", t.error)
+    assert.matches("stack traceback", t.traceback)
+    assert.matches(THIS .. ":" .. line_of("-- FAILS"), t.traceback, 1, true)
+    local evs = ai.events{ task = t.id, kind = "fail" }
+    assert.are.equal(1, #evs)
+    assert.matches("bad thing", evs[1].detail)
+    -- non-string errors: described without calling metamethods
+    local called = false
+    local obj = setmetatable({}, { __tostring = function() called = true; return "x" end })
+    co = coroutine.create(function() error(obj) end)
+    coroutine.resume(co)
+    assert.are.equal("(error object is a table value)", ai.task_info(co).error)
+    assert.is_false(called)
+  end)
+
+  it("marks cancelled on close of a suspended task, and dropped when collected suspended", function()
+    local co = coroutine.create(function() coroutine.yield() end)
+    coroutine.resume(co)
+    coroutine.close(co)
+    assert.are.equal("cancelled", ai.task_info(co).state)
+
+    local weak = setmetatable({}, { __mode = "v" })
+    local id
+    do
+      local c = coroutine.create(function() coroutine.yield() end)
+      coroutine.resume(c)
+      id = ai.task_info(c).id
+      weak[1] = c
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1], "the coroutine must be collectable")
+    local t = ai.task_info(id)
+    assert.are.equal("dropped", t.state)
+    assert.is_not_nil(t.ended)
+    assert.are.equal(1, #ai.events{ task = id, kind = "drop" })
+  end)
+
+  it("never keeps finished or pending coroutines alive", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    for i = 1, 100 do
+      local c = coroutine.create(function() coroutine.yield(i) end)
+      if i % 2 == 0 then coroutine.resume(c) end
+      if i % 3 == 0 then coroutine.resume(c) end
+      weak[c] = true
+    end
+    local w = coroutine.wrap(function() coroutine.yield() end)
+    w()
+    weak[w] = true
+    w = nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(weak))
+    assert.are.equal(101, ai.stats().tasks)
+  end)
+
+  it("knows the parent and the normal state of a resumer", function()
+    local inner_state, parent_seen
+    local outer
+    outer = coroutine.create(function()
+      local inner = coroutine.create(function()
+        inner_state = ai.task_info(outer).state
+        parent_seen = ai.task_info(coroutine.running()).parent
+      end)
+      coroutine.resume(inner)
+    end)
+    coroutine.resume(outer)
+    assert.are.equal("normal", inner_state)
+    assert.are.equal(ai.task_info(outer).id, parent_seen)
+    local resumes = ai.events{ kind = "resume" }
+    assert.are.equal(ai.task_info(outer).id, resumes[2].other)
+  end)
+
+  it("names tasks with ai.name and co:inspect", function()
+    local co = coroutine.create(function() end):inspect("fetch")
+    assert.are.equal("fetch", ai.task_info(co).name)
+    ai.name(co, "renamed")
+    assert.are.equal("renamed", ai.task_info(co).name)
+    ai.name(ai.task_info(co).id, "by id")
+    assert.are.equal("by id", ai.task_info(co).name)
+    assert.are.equal(3, #ai.events{ kind = "name" })
+    -- naming a dead coroutine does not crash
+    coroutine.resume(co)
+    ai.name(co, "after death")
+    assert.are.equal("after death", ai.task_info(co).name)
+    -- huge names are cut, not refused
+    ai.name(co, ("x"):rep(100000))
+    assert.is_true(#ai.task_info(co).name <= 1024)
+  end)
+
+  it("adopts coroutines created while uninstalled or disabled", function()
+    ai.uninstall()
+    local co = coroutine.create(function() coroutine.yield() end)
+    ai.install()
+    coroutine.resume(co)
+    assert.are.equal("suspended", ai.task_info(co).state)
+    ai.disable()
+    local c2 = coroutine.create(function() coroutine.yield(); coroutine.yield() end)
+    coroutine.resume(c2)
+    ai.enable()
+    coroutine.resume(c2)
+    local t = ai.task_info(c2)
+    assert.are.equal("suspended", t.state)
+    assert.are.equal(1, t.resumes)
+  end)
+
+  it("records nothing while disabled, everything again after enable", function()
+    ai.disable()
+    assert.is_false(ai.is_enabled())
+    local co = coroutine.wrap(function() coroutine.yield() end)
+    co()
+    ai.point("ignored")
+    assert.are.equal(0, ai.stats().tasks)
+    assert.are.equal(0, ai.stats().events)
+    ai.enable()
+    assert.is_true(ai.is_enabled())
+    coroutine.wrap(function() end)()
+    assert.are.equal(1, ai.stats().tasks)
+  end)
+end)
+
+describe("manual instrumentation", function()
+  before_each(function() ai.install(); ai.enable(); ai.reset() end)
+
+  it("marks inspection points in the current task", function()
+    local co = coroutine.create(function()
+      ai.point("step", "detail 1")
+      coroutine.yield()
+      ai.point("step2")
+    end)
+    coroutine.resume(co)
+    coroutine.resume(co)
+    local pts = ai.events{ kind = "point" }
+    assert.are.equal(2, #pts)
+    assert.are.equal("step", pts[1].loc)
+    assert.are.equal("detail 1", pts[1].detail)
+    assert.are.equal(ai.task_info(co).id, pts[1].task)
+    ai.point("main")
+    assert.are.equal(0, ai.events{ kind = "point" }[3].task)
+  end)
+
+  it("tracks a block with a to-be-closed guard: completed or failed", function()
+    local id
+    do
+      local g <close> = ai.task("load config") -- BLOCK
+      id = g.id
+      ai.point("inside")
+      assert.are.equal(id, ai.current())
+      assert.are.equal("running", ai.task_info(id).state)
+    end
+    local t = ai.task_info(id)
+    assert.are.equal("completed", t.state)
+    assert.are.equal("block", t.kind)
+    assert.are.equal(THIS .. ":" .. line_of("-- BLOCK"), t.created_at)
+    assert.are.equal(id, ai.events{ kind = "point" }[1].task)
+    local fid
+    local ok = pcall(function()
+      local g <close> = ai.task("doomed")
+      fid = g.id
+      error("nope")
+    end)
+    assert.is_false(ok)
+    assert.are.equal("failed", ai.task_info(fid).state)
+    assert.matches("nope", ai.task_info(fid).error)
+  end)
+
+  it("completes and fails the current task explicitly", function()
+    local g = ai.task("manual")
+    assert.is_true(ai.complete())
+    assert.are.equal("completed", ai.task_info(g.id).state)
+    assert.is_false(g:complete()) -- already ended
+    local g2 = ai.task("manual2")
+    assert.is_true(ai.fail("why"))
+    assert.are.equal("failed", ai.task_info(g2.id).state)
+    assert.are.equal("why", ai.task_info(g2.id).error)
+    -- outside any task: nothing to end
+    assert.is_false(ai.complete())
+  end)
+
+  it("keeps blocks inside coroutines as children of the coroutine's task", function()
+    local co = coroutine.create(function()
+      local g <close> = ai.task("child block")
+      coroutine.yield(g.id)
+    end)
+    local _, bid = coroutine.resume(co)
+    assert.are.equal(ai.task_info(co).id, ai.task_info(bid).parent)
+    coroutine.resume(co)
+    assert.are.equal("completed", ai.task_info(bid).state)
+  end)
+end)
+
+describe("queries", function()
+  before_each(function() ai.install(); ai.enable(); ai.reset() end)
+
+  it("filters tasks by state, name and parent", function()
+    local a = coroutine.create(function() coroutine.yield() end):inspect("alpha")
+    local b = coroutine.create(function() end):inspect("beta")
+    coroutine.resume(a)
+    coroutine.resume(b)
+    assert.are.equal(1, #ai.tasks{ state = "suspended" })
+    assert.are.equal("alpha", ai.tasks{ state = "suspended" }[1].name)
+    assert.are.equal(1, #ai.tasks{ name = "^be" })
+    assert.are.equal(2, #ai.tasks())
+    assert.are.equal(1, #ai.tasks{ active = true })
+    assert.are.equal(0, #ai.tasks{ parent = 99 })
+  end)
+
+  it("counts in stats and restarts on reset", function()
+    for _ = 1, 3 do coroutine.wrap(function() end)() end
+    local co = coroutine.create(function() coroutine.yield() end)
+    coroutine.resume(co)
+    pcall(coroutine.wrap(function() error("x") end))
+    local s = ai.stats()
+    assert.are.equal(5, s.tasks)
+    assert.are.equal(1, s.active)
+    assert.are.equal(1, s.suspended)
+    assert.are.equal(3, s.completed)
+    assert.are.equal(1, s.failed)
+    assert.is_true(s.events > 0)
+    assert.are.equal(0, s.events_dropped)
+    assert.is_true(s.uptime > 0)
+    for _, k in ipairs({ "running", "cancelled", "dropped" }) do assert.are.equal(0, s[k]) end
+    ai.reset()
+    s = ai.stats()
+    assert.are.equal(0, s.tasks)
+    assert.are.equal(0, s.events)
+    -- a coroutine from before the reset is adopted on its next resume
+    coroutine.resume(co)
+    assert.are.equal("completed", ai.task_info(co).state)
+  end)
+
+  it("streams events with increasing sequence numbers", function()
+    coroutine.wrap(function() coroutine.yield() end)()
+    local last = 0
+    local n = 0
+    for seq, t, task, kind in ai.iter_events() do
+      assert.is_true(seq > last)
+      assert.is_true(t >= 0)
+      assert.are.equal("number", math.type(task) and "number")
+      assert.are.equal("string", type(kind))
+      last, n = seq, n + 1
+    end
+    assert.are.equal(3, n)
+    local after = {}
+    for seq in ai.iter_events(last) do after[#after + 1] = seq end
+    assert.same({ last }, after)
+  end)
+
+  it("builds a snapshot with tasks, stats and optional events", function()
+    coroutine.wrap(function() end)()
+    local snap = ai.snapshot{ events = true }
+    assert.are.equal(1, #snap.tasks)
+    assert.are.equal(1, snap.stats.tasks)
+    assert.are.equal(3, #snap.events)
+    assert.is_nil(ai.snapshot().events)
+  end)
+end)
+
+describe("retention and the ring", function()
+  before_each(function() ai.install(); ai.enable(); ai.reset() end)
+  after_each(function() ai.configure{ preset = "default" } end)
+
+  it("evicts the oldest finished records beyond max_tasks, never live ones", function()
+    ai.configure{ max_tasks = 10 }
+    local live = coroutine.create(function() coroutine.yield() end)
+    coroutine.resume(live)
+    local base = ai.task_info(live).id
+    for _ = 1, 50 do coroutine.wrap(function() end)() end
+    local s = ai.stats()
+    assert.are.equal(51, s.tasks)
+    assert.are.equal(40, s.evicted)
+    assert.are.equal(11, #ai.tasks())
+    assert.are.equal("suspended", ai.task_info(live).state)
+    assert.is_nil(ai.task_info(base + 1))
+    assert.is_not_nil(ai.task_info(base + 50))
+  end)
+
+  it("overwrites the oldest events when the ring is full and counts them", function()
+    ai.configure{ ring_capacity = 16 }
+    for _ = 1, 10 do coroutine.wrap(function() ai.point("p", "d") end)() end
+    local s = ai.stats()
+    assert.are.equal(16, s.events)
+    assert.are.equal(40 - 16, s.events_dropped)
+    local evs = ai.events()
+    assert.are.equal(16, #evs)
+    assert.are.equal(evs[1].seq + 15, evs[16].seq)
+  end)
+
+  it("records no yield location when locations are off", function()
+    ai.configure{ locations = false }
+    local co = coroutine.create(function() coroutine.yield() end)
+    coroutine.resume(co)
+    assert.is_nil(ai.task_info(co).where)
+    ai.configure{ locations = true }
+    coroutine.resume(co)
+  end)
+
+  it("samples a fraction of new tasks, decided at creation", function()
+    ai.configure{ sample = 0.25, seed = 42 }
+    local cos = {}
+    for i = 1, 2000 do cos[i] = coroutine.create(function() coroutine.yield() end) end
+    for _, c in ipairs(cos) do coroutine.resume(c) end
+    local n = ai.stats().tasks
+    assert.is_true(n > 350 and n < 650, "tracked " .. n)
+    for _, c in ipairs(cos) do coroutine.resume(c) end
+    assert.are.equal(n, ai.stats().tasks, "sampled-out tasks are never adopted later")
+  end)
+end)
+
+describe("bad input", function()
+  before_each(function() ai.install(); ai.enable(); ai.reset() end)
+  after_each(function() ai.configure{ preset = "default" } end)
+
+  local function fails(pattern, fn, ...)
+    local ok, err = pcall(fn, ...)
+    assert.is_false(ok)
+    assert.matches(pattern, err)
+  end
+
+  it("checks every argument with a clear message", function()
+    fails("bad argument #1 to 'name' %(coroutine or task id expected, got string%)", ai.name, "x", "y")
+    fails("bad argument #2 to 'name' %(string expected, got number%)", ai.name, coroutine.running(), 5)
+    fails("bad argument #1 to 'point' %(string expected, got no value%)", ai.point)
+    fails("bad argument #2 to 'point' %(string expected, got table%)", ai.point, "x", {})
+    fails("bad argument #1 to 'task' %(string expected, got number%)", ai.task, 1)
+    fails("bad argument #1 to 'configure' %(table expected, got string%)", ai.configure, "x")
+    fails("bad argument #1 to 'tasks' %(table expected, got number%)", ai.tasks, 1)
+    fails("bad argument #1 to 'task_info'", ai.task_info, "x")
+    fails("bad argument #1 to 'events' %(table expected", ai.events, 3)
+    fails("bad argument #1 to 'iter_events' %(integer expected", ai.iter_events, "a")
+    fails("bad argument #1 to 'inspect' %(coroutine expected", function() return coroutine.running().inspect(1, "x") end)
+    fails("bad argument #2 to 'inspect' %(string expected", function() return coroutine.running():inspect(2) end)
+  end)
+
+  it("rejects bad settings and keeps the old ones", function()
+    fails("ring_capacity", ai.configure, { ring_capacity = 0 })
+    fails("ring_capacity", ai.configure, { ring_capacity = -1 })
+    fails("max_tasks", ai.configure, { max_tasks = 1.5 })
+    fails("sample", ai.configure, { sample = 2 })
+    fails("unknown setting 'nope'", ai.configure, { nope = 1 })
+    fails("unknown preset", ai.configure, { preset = "turbo" })
+    assert.are.equal(1 << 20, ai.settings().ring_capacity)
+  end)
+
+  it("survives reset while tasks run and reporter calls with nothing tracked", function()
+    local co = coroutine.create(function()
+      ai.reset()
+      coroutine.yield()
+      error("later")
+    end)
+    assert.is_true((coroutine.resume(co)))
+    assert.is_false((coroutine.resume(co)))
+    ai.reset()
+    assert.is_string(ai.report.summary())
+    assert.is_string(ai.report.timeline())
+    assert.is_string(ai.report.compact())
+    assert.is_string(ai.report.tree())
+    assert.is_string(ai.report.gantt())
+  end)
+
+  it("allows ai.task outside any coroutine and names of dead coroutines", function()
+    local g = ai.task("top level")
+    assert.is_nil(ai.task_info(g.id).parent)
+    g:complete()
+    local dead = coroutine.create(function() end)
+    coroutine.resume(dead)
+    assert.are.equal(dead, ai.name(dead, "gone"))
+  end)
+end)
