@@ -118,9 +118,13 @@ typedef struct ai_task {
   lua_State *co;          /* identity only, never dereferenced once dead */
   uint64_t id;
   uint64_t parent;
-  ai_tick created, first_resume, last_change, ended, resume_start;
+  ai_tick created, first_resume, resume_start;
+  ai_tick last_change;    /* last state change; for a finished task its end */
   uint64_t busy;          /* ticks spent inside resume */
-  uint32_t resumes;
+  union {                 /* anonymous: t->resumes, t->next_free */
+    uint32_t resumes;     /* in use: resumes so far */
+    uint32_t next_free;   /* free: free list link (slot index + 1) */
+  };
   ai_str name;            /* 0: default name = created_fn */
   ai_str created_at;      /* where coroutine.create was called */
   ai_str created_fn;      /* source:line of the coroutine's function */
@@ -133,7 +137,6 @@ typedef struct ai_task {
   uint8_t flags;
   uint16_t pad;
   uint32_t slot;          /* own index in the registry */
-  uint32_t next_free;     /* free list link (slot index + 1) while free */
   void *owner;            /* the inspector: hooks find it from any thread */
 } ai_task;
 
@@ -141,6 +144,7 @@ typedef struct ai_task {
 ** registry grows (a resume may create tasks before it returns) */
 #define AI_CHUNK_BITS 10
 #define AI_CHUNK (1u << AI_CHUNK_BITS)
+#define AI_CHUNKS_KEY "async_inspect.chunks" /* registry table of chunks */
 
 typedef struct ai_registry {
   ai_task **chunks;
@@ -158,6 +162,9 @@ typedef struct ai_registry {
   uint64_t total;        /* tasks tracked since start/reset */
   ai_strings *strings;
   void *owner;           /* copied into every record */
+  const void *foreign;   /* extraspace value threads older than the module
+                            may hold (Lua leaves it uninitialised): never
+                            dereferenced; NULL when there was none */
 } ai_registry;
 
 typedef void (*ai_evict_fn)(void *ud, const ai_task *t);
@@ -168,7 +175,12 @@ int ai_registry_init(ai_registry *R, uint32_t max_finished, ai_strings *strings,
 void ai_registry_count_live(const ai_registry *R, uint64_t counts[AI_STATE_COUNT]);
 void ai_registry_free(ai_registry *R);
 void ai_registry_clear(ai_registry *R);
-/* a new record in state pending, id assigned; NULL when out of memory */
+/* records live in chunks supplied by the owner (Lua userdata in the module,
+** so they outlive every finaliser that could still reach them) */
+int ai_registry_needs_chunk(const ai_registry *R);
+int ai_registry_add_chunk(ai_registry *R, ai_task *chunk);
+/* a new record in state pending, id assigned; NULL when there is no room
+** (see ai_registry_needs_chunk) */
 ai_task *ai_registry_add(ai_registry *R, lua_State *co, uint64_t parent, ai_tick now);
 /* after a task reached a finished state: keep it within the retention limit,
 ** evicting the oldest finished records; `on_evict` sees each before it goes */
@@ -199,10 +211,16 @@ static inline ai_task **ai_extra(lua_State *co) {
   return (ai_task **)lua_getextraspace(co);
 }
 
+/* the record a thread's extraspace points to, or NULL for none or for the
+** foreign value of threads older than the module */
+static inline ai_task *ai_extra_record(const ai_registry *R, lua_State *co) {
+  ai_task *t = *ai_extra(co);
+  return ((const void *)t == R->foreign) ? NULL : t;
+}
+
 /* the record of a coroutine, or NULL; O(1), verified against identity */
 static inline ai_task *ai_registry_of(const ai_registry *R, lua_State *co) {
-  ai_task *t = *ai_extra(co);
-  (void)R;
+  ai_task *t = ai_extra_record(R, co);
   return (t != NULL && t->co == co && t->id != 0) ? t : NULL;
 }
 
@@ -323,7 +341,9 @@ typedef struct ai_inspector {
 /* ---- hooks.c ---- */
 #define AI_NHOOKS 4
 extern const char *const ai_hook_names[AI_NHOOKS];
-void ai_push_hooks(lua_State *L);
+/* trusted: threads older than the module hold no foreign extraspace value,
+** so the hooks may find the inspector through any thread's extraspace */
+void ai_push_hooks(lua_State *L, int trusted);
 int ai_sentinel_gc(lua_State *L);
 int ai_closethread(lua_State *co, lua_State *from);
 int ai_resume(ai_inspector *I, lua_State *L, lua_State *co, int co_idx, int narg);
@@ -331,6 +351,7 @@ int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *n
 ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co);
 uint64_t ai_current_task(ai_inspector *I, lua_State *L);
 ai_task *ai_track(ai_inspector *I, lua_State *L, lua_State *co, int fn_idx, int site_level);
+int ai_grow_registry(ai_inspector *I, lua_State *L);
 void ai_finish(ai_inspector *I, ai_task *t, uint8_t state, ai_str detail, ai_tick now);
 ai_str ai_site_location(ai_inspector *I, lua_State *L, int level);
 ai_str ai_error_text(ai_inspector *I, lua_State *L, int idx);
@@ -483,5 +504,8 @@ int ai_wg_wait_task(ai_wg *G, uint64_t waiter, uint32_t wslot, uint64_t target,
                     uint32_t tslot, ai_str at, ai_tick now);
 /* the node of a task, NULL when it neither holds nor waits */
 const ai_wg_node *ai_wg_node_of(const ai_wg *G, uint64_t task);
+/* clear the deadlock mark of tasks whose cycle is broken since it was
+** reported (a wait cancelled, a holder gone): a search from each marked task */
+void ai_wg_recheck(ai_wg *G);
 
 #endif

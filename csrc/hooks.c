@@ -330,9 +330,33 @@ static int sampled_out(ai_inspector *I) {
 
 /* a new record for co (NULL for a block); fn_idx: the function in L;
 ** site_level: the level of L that created it (0: unknown) */
+/* records are allocated as Lua userdata, kept in a registry table: Lua frees
+** them only after every finaliser ran, so a thread's extraspace never
+** points to freed memory, even while the state closes */
+int ai_grow_registry(ai_inspector *I, lua_State *L) {
+  ai_task *chunk;
+  if (!lua_checkstack(L, 3)) return 0;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, AI_CHUNKS_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  chunk = (ai_task *)lua_newuserdatauv(L, AI_CHUNK * sizeof(ai_task), 0);
+  memset(chunk, 0, AI_CHUNK * sizeof(ai_task));
+  if (!ai_registry_add_chunk(&I->reg, chunk)) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_rawseti(L, -2, (lua_Integer)I->reg.nchunks);
+  lua_pop(L, 1);
+  return 1;
+}
+
 ai_task *ai_track(ai_inspector *I, lua_State *L, lua_State *co, int fn_idx, int site_level) {
-  ai_tick now = ai_now();
-  ai_task *t = ai_registry_add(&I->reg, co, current_task_id(I, L), now);
+  ai_tick now;
+  ai_task *t;
+  if (l_unlikely(ai_registry_needs_chunk(&I->reg)) && !ai_grow_registry(I, L)) return NULL;
+  now = ai_now();
+  t = ai_registry_add(&I->reg, co, current_task_id(I, L), now);
   if (t == NULL) return NULL;
   if (fn_idx != 0) t->created_fn = function_location(I, L, fn_idx);
   if (site_level > 0) t->created_at = ai_site_location(I, L, site_level);
@@ -345,7 +369,7 @@ void ai_finish(ai_inspector *I, ai_task *t, uint8_t state, ai_str detail, ai_tic
   static const uint8_t kinds[AI_STATE_COUNT] = {
     0, 0, 0, 0, AI_EV_COMPLETE, AI_EV_FAIL, AI_EV_CANCEL, AI_EV_DROP };
   ai_registry_set_state(&I->reg, t, state);
-  t->ended = t->last_change = now;
+  t->last_change = now; /* the end time of a finished task */
   if (state != AI_DROPPED && state != AI_CANCELLED) t->where = 0;
   if (detail != 0) { /* the record keeps one reference, the event another */
     ai_strings_ref(I->strings, detail);
@@ -439,7 +463,7 @@ ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co) {
   lua_Debug ar;
   ai_task *t;
   int st = lua_status(co);
-  if (*ai_extra(co) == &I->ignored_rec) return NULL;
+  if (ai_extra_record(&I->reg, co) == &I->ignored_rec) return NULL;
   if (st == LUA_OK && (lua_getstack(co, 0, &ar) || lua_gettop(co) == 0)) return NULL;
   if (st != LUA_OK && st != LUA_YIELD) return NULL;
   t = ai_track(I, L, co, 0, 0);
@@ -463,9 +487,12 @@ ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co) {
 /* the inspector from any thread in two loads: every thread's extraspace
 ** points to a record (the main thread's to a pseudo-record) that knows its
 ** owner; threads older than the module fall back to the closure upvalue */
-static inline ai_inspector *inspector_of(lua_State *L) {
-  ai_task *t = *ai_extra(L);
-  if (l_likely(t != NULL)) return (ai_inspector *)t->owner;
+static inline __attribute__((always_inline)) ai_inspector *inspector_of(lua_State *L,
+                                                                        int trusted) {
+  if (trusted) {
+    ai_task *t = *ai_extra(L);
+    if (l_likely(t != NULL)) return (ai_inspector *)t->owner;
+  }
   return (ai_inspector *)lua_touserdata(L, UV_INSPECTOR);
 }
 
@@ -512,7 +539,7 @@ static void anchor_thread(lua_State *L, lua_State *co, ai_task *t) {
 ** suspended or fresh coroutine really runs (otherwise lua_resume raises its
 ** own error) */
 static inline ai_task *resumable_task(ai_inspector *I, lua_State *L, lua_State *co) {
-  ai_task *t = *ai_extra(co);
+  ai_task *t = ai_extra_record(&I->reg, co);
   if (l_unlikely(t == NULL || t->co != co || t->id == 0)) {
     if (t == &I->ignored_rec || (t = ai_adopt(I, L, co)) == NULL) return NULL;
   }
@@ -521,9 +548,8 @@ static inline ai_task *resumable_task(ai_inspector *I, lua_State *L, lua_State *
 }
 
 /* the resumer's record when it is a task (not the main thread) */
-static inline ai_task *resumer_task(lua_State *L) {
-  ai_task *rt = *ai_extra(L);
-  return (rt != NULL && rt->co == L && rt->id != 0) ? rt : NULL;
+static inline ai_task *resumer_task(ai_inspector *I, lua_State *L) {
+  return ai_registry_of(&I->reg, L);
 }
 
 /* t starts running now, resumed by rt (NULL: the main thread) */
@@ -635,7 +661,7 @@ resume_tracked(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
   uint64_t id, rid;
   int status, r;
   if (t == NULL) return auxresume(L, co, narg);
-  rt = resumer_task(L);
+  rt = resumer_task(I, L);
   rid = rt ? rt->id : 0;
   id = t->id;
   resume_begin(I, t, rt, ai_now());
@@ -657,7 +683,7 @@ int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *n
   uint64_t id, rid;
   int status;
   if (!I->enabled || (t = resumable_task(I, L, co)) == NULL) return lua_resume(co, L, narg, nres);
-  rt = resumer_task(L);
+  rt = resumer_task(I, L);
   rid = rt ? rt->id : 0;
   id = t->id;
   resume_begin(I, t, rt, ai_now());
@@ -667,9 +693,9 @@ int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *n
   return status;
 }
 
-static int co_resume(lua_State *L) {
+static inline __attribute__((always_inline)) int resume_hook(lua_State *L, int trusted) {
   lua_State *co = lua_tothread(L, 1);
-  ai_inspector *I = inspector_of(L);
+  ai_inspector *I = inspector_of(L, trusted);
   int r;
   luaL_argexpected(L, co, 1, I->co_typename);
   if (l_likely(I->enabled)) r = resume_tracked(I, L, co, 1, lua_gettop(L) - 1);
@@ -688,8 +714,8 @@ static int co_resume(lua_State *L) {
 /* create and wrap                                                          */
 /* ---------------------------------------------------------------------- */
 
-static lua_State *create(lua_State *L) {
-  ai_inspector *I = inspector_of(L);
+static inline __attribute__((always_inline)) lua_State *create(lua_State *L, int trusted) {
+  ai_inspector *I = inspector_of(L, trusted);
   lua_State *NL;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   NL = lua_newthread(L);
@@ -702,15 +728,10 @@ static lua_State *create(lua_State *L) {
   return NL;
 }
 
-static int co_create(lua_State *L) {
-  create(L);
-  return 1;
-}
-
 #define UV_WRAPPED lua_upvalueindex(4)
 
-static int auxwrap(lua_State *L) {
-  ai_inspector *I = inspector_of(L);
+static inline __attribute__((always_inline)) int wrapped_hook(lua_State *L, int trusted) {
+  ai_inspector *I = inspector_of(L, trusted);
   lua_State *co = lua_tothread(L, UV_WRAPPED);
   int r = I->enabled ? resume_tracked(I, L, co, UV_WRAPPED, lua_gettop(L))
                      : auxresume(L, co, lua_gettop(L));
@@ -728,18 +749,6 @@ static int auxwrap(lua_State *L) {
     return lua_error(L);
   }
   return r;
-}
-
-/* the wrap closure's upvalues: the hooks' three (so ai_resume finds the
-** inspector and the anchor table where it expects them), then the coroutine */
-static int co_wrap(lua_State *L) {
-  create(L);
-  lua_pushvalue(L, UV_INSPECTOR);
-  lua_pushvalue(L, UV_ANCHORS);
-  lua_pushvalue(L, UV_SENTINEL_MT);
-  lua_rotate(L, -4, -1); /* the new thread goes last */
-  lua_pushcclosure(L, auxwrap, 4);
-  return 1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -769,8 +778,8 @@ static int auxstatus(lua_State *L, lua_State *co) {
   }
 }
 
-static int co_close(lua_State *L) {
-  ai_inspector *I = inspector_of(L);
+static inline __attribute__((always_inline)) int close_hook(lua_State *L, int trusted) {
+  ai_inspector *I = inspector_of(L, trusted);
   lua_State *co = lua_tothread(L, 1);
   int status;
   luaL_argexpected(L, co, 1, I->co_typename);
@@ -799,19 +808,48 @@ static int co_close(lua_State *L) {
 
 /* ---------------------------------------------------------------------- */
 
+/* Two families of hooks, the same but for how they find the inspector:
+** through the calling thread's extraspace (trusted) or the upvalue. The
+** wrap closure's upvalues are the hooks' three (so the resume finds the
+** inspector and the anchor table where it expects them), then the thread. */
+#define HOOK_FAMILY(SUFFIX, TRUSTED)                                           \
+  static int co_resume##SUFFIX(lua_State *L) { return resume_hook(L, TRUSTED); } \
+  static int co_create##SUFFIX(lua_State *L) {                                 \
+    create(L, TRUSTED);                                                        \
+    return 1;                                                                  \
+  }                                                                            \
+  static int auxwrap##SUFFIX(lua_State *L) { return wrapped_hook(L, TRUSTED); } \
+  static int co_wrap##SUFFIX(lua_State *L) {                                   \
+    create(L, TRUSTED);                                                        \
+    lua_pushvalue(L, UV_INSPECTOR);                                            \
+    lua_pushvalue(L, UV_ANCHORS);                                              \
+    lua_pushvalue(L, UV_SENTINEL_MT);                                          \
+    lua_rotate(L, -4, -1); /* the new thread goes last */                      \
+    lua_pushcclosure(L, auxwrap##SUFFIX, 4);                                   \
+    return 1;                                                                  \
+  }                                                                            \
+  static int co_close##SUFFIX(lua_State *L) { return close_hook(L, TRUSTED); }
+
+HOOK_FAMILY(_trusted, 1)
+HOOK_FAMILY(_safe, 0)
+
 /* the hooks, in the order of ai_hook_names */
 const char *const ai_hook_names[AI_NHOOKS] = {"create", "wrap", "resume", "close"};
-static const lua_CFunction hook_fns[AI_NHOOKS] = {co_create, co_wrap, co_resume, co_close};
+static const lua_CFunction hooks_trusted[AI_NHOOKS] = {
+  co_create_trusted, co_wrap_trusted, co_resume_trusted, co_close_trusted};
+static const lua_CFunction hooks_safe[AI_NHOOKS] = {
+  co_create_safe, co_wrap_safe, co_resume_safe, co_close_safe};
 
 /* push the hook closures, each with the three upvalues on the stack top
 ** (inspector, anchors, sentinel metatable), which are popped */
-void ai_push_hooks(lua_State *L) {
+void ai_push_hooks(lua_State *L, int trusted) {
+  const lua_CFunction *fns = trusted ? hooks_trusted : hooks_safe;
   int i;
   for (i = 0; i < AI_NHOOKS; i++) {
     lua_pushvalue(L, -3 - i);
     lua_pushvalue(L, -3 - i);
     lua_pushvalue(L, -3 - i);
-    lua_pushcclosure(L, hook_fns[i], 3);
+    lua_pushcclosure(L, fns[i], 3);
   }
   /* stack: ins anchors mt h1 h2 h3 h4 -> h1 h2 h3 h4 */
   for (i = 0; i < 3; i++) lua_remove(L, -AI_NHOOKS - 1);

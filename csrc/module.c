@@ -16,6 +16,7 @@
 #include "async_inspect.h"
 
 #define INSPECTOR_KEY "async_inspect.inspector"
+#define l_unlikely_closed(x) __builtin_expect((x) != 0, 0)
 #define SENTINEL_MT "async_inspect.sentinel"
 #define EPOCH_MT "async_inspect.epoch"
 #define HIST_MT "async_inspect.hist"
@@ -32,8 +33,12 @@ static const char *const kind_names[AI_EV_KIND_COUNT] = {
   "?", "spawn", "resume", "yield", "complete", "fail",
   "cancel", "drop", "point", "name"};
 
+/* the inspector of this state; after its finaliser ran (the state is
+** closing) its records are gone, so every binding refuses to run */
 static ai_inspector *inspector(lua_State *L) {
-  return (ai_inspector *)lua_touserdata(L, lua_upvalueindex(1));
+  ai_inspector *I = (ai_inspector *)lua_touserdata(L, lua_upvalueindex(1));
+  if (l_unlikely_closed(I->closed)) luaL_error(L, "async_inspect: the Lua state is closing");
+  return I;
 }
 
 static lua_Integer to_ns(const ai_inspector *I, ai_tick t) {
@@ -92,7 +97,7 @@ static void push_task(lua_State *L, const ai_inspector *I, const ai_task *t) {
   set_time(L, I, "last_change",
            (t->state == AI_RUNNING || t->state == AI_NORMAL) && t->resume_start > t->last_change
                ? t->resume_start : t->last_change);
-  set_time(L, I, "ended", t->ended);
+  if (ai_state_finished(t->state)) set_time(L, I, "ended", t->last_change);
   set_int(L, "resumes", (lua_Integer)t->resumes);
   /* a running task's busy time includes the resume in progress */
   if (t->state == AI_RUNNING || t->state == AI_NORMAL) busy += ai_now() - t->resume_start;
@@ -776,12 +781,13 @@ static ai_str definition_site(ai_inspector *I, lua_State *L, int idx) {
   return ai_strings_intern(I->strings, buf, (size_t)n, 1);
 }
 
-/* spawned(co, level [, fn]) -> task id or nil. A scheduler has just created
-** co (through coroutine.create, so sampling applied) on behalf of its
-** caller: the creation site becomes the frame `level` above the caller of
-** spawned (1: the caller's caller), in the record and in the spawn event
+/* spawned(co, level [, fn [, name]]) -> task id or nil. A scheduler has just
+** created co (through coroutine.create, so sampling applied) on behalf of
+** its caller: the creation site becomes the frame `level` above the caller
+** of spawned (1: the caller's caller), in the record and in the spawn event
 ** when that is still the newest event; with fn, the task's default name
-** becomes where fn is defined instead of the scheduler's body function. */
+** becomes where fn is defined instead of the scheduler's body function;
+** with name, the task is named as by name(co, name). */
 static int l_spawned(lua_State *L) {
   ai_inspector *I = inspector(L);
   lua_Integer level = luaL_checkinteger(L, 2);
@@ -791,6 +797,7 @@ static int l_spawned(lua_State *L) {
   luaL_argexpected(L, lua_type(L, 1) == LUA_TTHREAD, 1, "coroutine");
   luaL_argcheck(L, level >= 1 && level < 1000, 2, "level out of range");
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TSTRING);
   t = I->enabled ? check_task(L, I, 1) : NULL;
   if (t == NULL) {
     lua_pushnil(L);
@@ -807,7 +814,590 @@ static int l_spawned(lua_State *L) {
     ai_str fn = definition_site(I, L, 3);
     if (fn != 0) t->created_fn = fn;
   }
+  if (!lua_isnoneornil(L, 4)) { /* as l_name: one reference for the record, one for the event */
+    ai_str name = check_text(L, I, 4, 1024);
+    ai_strings_release(I->strings, t->name);
+    t->name = name;
+    ai_strings_ref(I->strings, name);
+    ai_timeline_push(&I->tl, AI_EV_NAME, t->id, 0, name, 0, ai_now());
+  }
   lua_pushinteger(L, (lua_Integer)t->id);
+  return 1;
+}
+
+/* pin(text) -> id: intern a text for good. For the few texts a scheduler
+** passes over and over (wake kinds, await labels, waits): passing the id
+** then costs no hashing, and the text is never freed and made again. */
+static int l_pin(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  ai_str id;
+  luaL_argcheck(L, len <= 1024, 1, "text longer than 1024 bytes");
+  id = ai_strings_intern(I->strings, s, len, 1);
+  if (id == 0) return luaL_error(L, "not enough memory");
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+/* a text argument of the sched_ bindings: a live id (from pin) or a string;
+** the result holds a reference of its own */
+static ai_str sched_text(lua_State *L, ai_inspector *I, int arg) {
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    lua_Integer id = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, id > 0 && id <= (lua_Integer)UINT32_MAX &&
+                     ai_strings_get(I->strings, (ai_str)id, NULL) != NULL, arg, "unknown text id");
+    ai_strings_ref(I->strings, (ai_str)id);
+    return (ai_str)id;
+  }
+  return check_text(L, I, arg, 1024);
+}
+
+/* sched_yield(label, level [, wait]) -> what the resume passes. One call for
+** a scheduler's wait: the next yield is an await point labelled `label` and
+** located `level` frames above the caller (as await_point), the task waits
+** for `wait` (pinned ids or strings), and the coroutine yields. */
+static int l_sched_yield(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  lua_Integer level = luaL_checkinteger(L, 2);
+  ai_task *t;
+  luaL_argcheck(L, level >= 1 && level < 1000, 2, "level out of range");
+  if (!lua_isyieldable(L))
+    return luaL_error(L, "attempt to yield from outside a coroutine or across a C-call boundary");
+  if (I->enabled && (t = ai_registry_of(&I->reg, L)) != NULL) {
+    ai_str label = sched_text(L, I, 1);
+    ai_str wait = lua_isnoneornil(L, 3) ? 0 : sched_text(L, I, 3);
+    ai_strings_release(I->strings, I->pending_label);
+    I->pending_label = label;
+    I->pending_loc = ai_site_location(I, L, (int)level + 1);
+    I->pending_task = t->id;
+    ai_strings_release(I->strings, t->wait);
+    t->wait = wait;
+  }
+  lua_settop(L, 0);
+  return lua_yield(L, 0);
+}
+
+/* sched_resume(co, kind, ...) -> as coroutine.resume(co, ...); the resume is
+** attributed to `kind` (a pinned id or a string: the wake kind) and the
+** task no longer waits for anything */
+static int l_sched_resume(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  lua_State *co = lua_tothread(L, 1);
+  int r;
+  luaL_argexpected(L, co != NULL, 1, "coroutine");
+  luaL_checkany(L, 2);
+  if (I->enabled) {
+    ai_task *t = ai_registry_of(&I->reg, co);
+    if (t != NULL) { /* untracked: the wake would go to the next resume */
+      ai_str kind = sched_text(L, I, 2);
+      ai_strings_release(I->strings, I->pending_wake);
+      I->pending_wake = kind;
+      ai_strings_release(I->strings, t->wait);
+      t->wait = 0;
+    }
+  }
+  lua_remove(L, 2);
+  r = ai_resume(I, L, co, 1, lua_gettop(L) - 1);
+  if (r < 0) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(r + 1));
+  return r + 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* wait-for graph (waitgraph.c): resources, holds, waits, deadlock cycles   */
+/* ---------------------------------------------------------------------- */
+
+static const char *const wg_kind_names[] = {
+  "mutex", "rwlock", "semaphore", "channel", "event", "custom", "join", NULL};
+/* what a waiting task's `wait` field says, by kind: "lock:NAME", ... */
+static const char *const wg_wait_prefix[] = {
+  "lock", "rwlock", "semaphore", "channel", "event", "resource", "join"};
+static const char *const wg_mode_names[] = {NULL, "read", "write", "send", "recv"};
+
+#define WG_NO_TASK UINT64_MAX /* a task id no node ever has */
+
+static void wg_forget(ai_inspector *I, ai_wg *G) {
+  ai_wg_forget_tasks(G);
+  G->start_seen = I->start;
+}
+
+/* the graph of this inspector, created on first use; after ai.reset() (the
+** clock epoch moved) the old task ids mean nothing: forget them */
+static ai_wg *wg_of(lua_State *L, ai_inspector *I) {
+  ai_wg *G = I->wg;
+  if (G != NULL) {
+    if (G->start_seen != I->start) wg_forget(I, G);
+    return G;
+  }
+  if (I->closed) luaL_error(L, "async_inspect is closed");
+  G = (ai_wg *)malloc(sizeof *G);
+  if (G == NULL || !ai_wg_init(G)) {
+    free(G);
+    luaL_error(L, "not enough memory");
+  }
+  G->start_seen = I->start;
+  I->wg = G;
+  return G;
+}
+
+static void wg_close(ai_inspector *I) {
+  if (I->wg == NULL) return;
+  ai_wg_free(I->wg);
+  free(I->wg);
+  I->wg = NULL;
+}
+
+/* the task running L for the graph: its coroutine's record, or the main
+** thread (id 0); 0 when it has no record (not tracked, recording off) */
+static int wg_self(ai_inspector *I, lua_State *L, uint64_t *id, uint32_t *slot) {
+  ai_task *t = ai_registry_of(&I->reg, L);
+  if (t != NULL) {
+    *id = t->id;
+    *slot = t->slot;
+    return 1;
+  }
+  *slot = AI_WG_NO_SLOT;
+  *id = L == I->main_rec.co ? 0 : WG_NO_TASK;
+  return *id == 0;
+}
+
+static ai_wg_handle wg_check(lua_State *L, int arg) {
+  lua_Integer h = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, h > 0, arg, "resource handle expected");
+  return (ai_wg_handle)h;
+}
+
+static uint8_t wg_opt_mode(lua_State *L, int arg) {
+  lua_Integer m = luaL_optinteger(L, arg, AI_WM_NONE);
+  luaL_argcheck(L, m >= AI_WM_NONE && m < AI_WM_COUNT, arg, "mode out of range");
+  return (uint8_t)m;
+}
+
+static uint64_t wg_opt_units(lua_State *L, int arg) {
+  lua_Integer n = luaL_optinteger(L, arg, 1);
+  luaL_argcheck(L, n >= 1, arg, "count must be positive");
+  return (uint64_t)n;
+}
+
+/* location at stack level `arg` (an integer, default dflt) of L */
+static ai_str wg_where(lua_State *L, ai_inspector *I, int arg, int dflt) {
+  lua_Integer level = luaL_optinteger(L, arg, dflt);
+  luaL_argcheck(L, level >= 0 && level < 1000, arg, "level out of range");
+  return I->locations ? ai_site_location(I, L, (int)level) : 0;
+}
+
+/* a task's record, found in O(1) through the slot the graph remembered */
+static ai_task *wg_record(ai_inspector *I, uint64_t id, uint32_t slot) {
+  ai_task *t;
+  if (slot == AI_WG_NO_SLOT) return NULL;
+  t = ai_registry_at(&I->reg, slot);
+  return t != NULL && t->id == id ? t : NULL;
+}
+
+static void wg_set_wait_text(ai_inspector *I, ai_task *t, ai_str text) {
+  if (t == NULL) {
+    ai_strings_release(I->strings, text);
+    return;
+  }
+  ai_strings_release(I->strings, t->wait);
+  t->wait = text;
+}
+
+static void wg_push_name(lua_State *L, ai_inspector *I, uint64_t id, uint32_t slot) {
+  ai_task *t = wg_record(I, id, slot);
+  if (id == 0) lua_pushliteral(L, "main");
+  else if (t != NULL && (t->name || t->created_fn)) push_str(L, I, t->name ? t->name : t->created_fn);
+  else lua_pushfstring(L, "task %I", (lua_Integer)id);
+}
+
+static void wg_set_mode(lua_State *L, uint8_t mode) {
+  if (mode == AI_WM_NONE || mode >= AI_WM_COUNT) return;
+  lua_pushstring(L, wg_mode_names[mode]);
+  lua_setfield(L, -2, "mode");
+}
+
+static void wg_set_duration(lua_State *L, const char *field, uint64_t ticks) {
+  set_int(L, field, (lua_Integer)ai_clock_ns(0, ticks));
+}
+
+/* wg_new(name, kind) -> handle of a new resource */
+static int l_wg_new(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  int kind;
+  ai_wg *G;
+  ai_str name;
+  ai_wg_handle h;
+  luaL_checkstring(L, 1);
+  kind = luaL_checkoption(L, 2, NULL, wg_kind_names);
+  luaL_argcheck(L, kind != AI_RK_JOIN, 2, "joins are made by wg_wait_task");
+  G = wg_of(L, I);
+  name = check_text(L, I, 1, 1024);
+  h = ai_wg_new_resource(G, (uint8_t)kind, name);
+  if (h == 0) {
+    ai_strings_release(I->strings, name);
+    return luaL_error(L, "not enough memory");
+  }
+  lua_pushinteger(L, (lua_Integer)h);
+  return 1;
+}
+
+/* wg_free(handle): forget a resource (its holds and waits with it) */
+static int l_wg_free(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_wg_handle h = wg_check(L, 1);
+  if (I->closed || I->wg == NULL) return 0;
+  ai_strings_release(I->strings, ai_wg_free_resource(wg_of(L, I), h));
+  return 0;
+}
+
+/* wg_acquire(handle [, mode [, n [, level]]]): the running task holds n
+** more units, acquired at stack level `level` (default 2: the caller of the
+** Lua function calling this) */
+static int l_wg_acquire(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_wg_handle h = wg_check(L, 1);
+  uint8_t mode = wg_opt_mode(L, 2);
+  uint64_t n = wg_opt_units(L, 3), id;
+  uint32_t slot;
+  ai_wg *G;
+  if (I->closed) return 0;
+  G = wg_of(L, I);
+  if (!I->enabled || !wg_self(I, L, &id, &slot)) ai_wg_acquire_anon(G, h, n);
+  else if (!ai_wg_acquire(G, h, id, slot, mode, n, wg_where(L, I, 4, 2), ai_now()))
+    return luaL_error(L, "not enough memory");
+  return 0;
+}
+
+/* wg_release(handle [, n]) -> true when the running task's recorded hold
+** was reduced (always applied, recording on or off) */
+static int l_wg_release(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_wg_handle h = wg_check(L, 1);
+  uint64_t n = wg_opt_units(L, 2), id;
+  uint32_t slot;
+  if (I->closed) return 0;
+  wg_self(I, L, &id, &slot);
+  lua_pushboolean(L, ai_wg_release(wg_of(L, I), h, id, n));
+  return 1;
+}
+
+/* every holder of r, as task ids (a semaphore or read lock has several) */
+static void wg_push_holder_ids(lua_State *L, const ai_wg *G, const ai_wg_res *r) {
+  uint32_t h;
+  int i = 0;
+  lua_createtable(L, (int)r->nholders, 0);
+  for (h = r->holders; h != 0; h = G->hold[h - 1].rnext) {
+    lua_pushinteger(L, (lua_Integer)G->node[G->hold[h - 1].node - 1].task);
+    lua_rawseti(L, -2, ++i);
+  }
+  lua_setfield(L, -2, "holders");
+}
+
+/* one step of a cycle: who waits for what, held by whom, since when */
+static void wg_push_step(lua_State *L, ai_inspector *I, ai_wg *G, const ai_wg_step *s,
+                         ai_tick now) {
+  const ai_wg_res *r = ai_wg_res_of(G, s->res);
+  lua_createtable(L, 0, 16);
+  set_int(L, "task", (lua_Integer)s->task);
+  wg_push_name(L, I, s->task, s->slot);
+  lua_setfield(L, -2, "name");
+  set_int(L, "resource", (lua_Integer)s->res);
+  if (r != NULL) {
+    lua_pushstring(L, wg_kind_names[r->kind]);
+    lua_setfield(L, -2, "kind");
+    if (r->kind == AI_RK_JOIN) lua_pushfstring(L, "task %I", (lua_Integer)r->join_target);
+    else push_str(L, I, r->name);
+    lua_setfield(L, -2, "waits_for");
+    wg_push_holder_ids(L, G, r);
+  }
+  wg_set_mode(L, s->mode);
+  set_str(L, I, "at", s->at);
+  set_time(L, I, "since", s->since);
+  wg_set_duration(L, "waited", now > s->since ? now - s->since : 0);
+  set_int(L, "held_by", (lua_Integer)s->held_by);
+  wg_push_name(L, I, s->held_by, s->held_slot);
+  lua_setfield(L, -2, "held_by_name");
+  if (s->hold_mode != AI_WM_NONE) {
+    lua_pushstring(L, wg_mode_names[s->hold_mode]);
+    lua_setfield(L, -2, "hold_mode");
+  }
+  set_int(L, "count", (lua_Integer)s->hold_count);
+  set_str(L, I, "acquired_at", s->acquired_at);
+  set_time(L, I, "held_since", s->held_since);
+}
+
+/* the cycle found (len steps) as an array, or nil; raises when out of memory */
+static int wg_push_result(lua_State *L, ai_inspector *I, ai_wg *G, int len, ai_tick now) {
+  int i;
+  if (len < 0) return luaL_error(L, "not enough memory");
+  if (len == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, len, 0);
+  for (i = 0; i < len; i++) {
+    wg_push_step(L, I, G, &G->cycle[i], now);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* "KIND NAME" text for a waiting task's await label and wait field */
+static ai_str wg_text(lua_State *L, ai_inspector *I, const char *prefix, char sep,
+                      ai_str name) {
+  const char *s;
+  size_t len;
+  ai_str id;
+  const char *n = ai_strings_get(I->strings, name, NULL);
+  lua_pushfstring(L, "%s%c%s", prefix, sep, n ? n : "?");
+  s = lua_tolstring(L, -1, &len);
+  id = ai_strings_intern(I->strings, s, len > 1024 ? 1024 : len, 0);
+  lua_pop(L, 1);
+  return id;
+}
+
+/* the next yield of task t waits for r: its await label and place */
+static void wg_announce(lua_State *L, ai_inspector *I, ai_task *t, const ai_wg_res *r,
+                        ai_str at) {
+  ai_str label = lua_isstring(L, 4) ? check_text(L, I, 4, 1024)
+                                    : wg_text(L, I, wg_kind_names[r->kind], ' ', r->name);
+  wg_set_wait_text(I, t, wg_text(L, I, wg_wait_prefix[r->kind], ':', r->name));
+  ai_strings_release(I->strings, I->pending_label);
+  I->pending_label = label;
+  I->pending_loc = at;
+  I->pending_task = t->id;
+}
+
+/* wg_wait(handle [, mode [, level [, label]]]) -> task id or nil, cycle or
+** nil: the running task starts waiting for the resource (it waits at stack
+** level `level`, default 2); its next yield gets the await label (default
+** "KIND NAME") and that place. The cycle: the deadlock this wait closes. */
+static int l_wg_wait(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_wg_handle h = wg_check(L, 1);
+  uint8_t mode = wg_opt_mode(L, 2);
+  ai_str at = wg_where(L, I, 3, 2);
+  uint64_t id;
+  uint32_t slot;
+  ai_wg *G;
+  const ai_wg_res *r;
+  ai_task *t;
+  ai_tick now = ai_now();
+  int len;
+  if (!lua_isnoneornil(L, 4)) luaL_checkstring(L, 4);
+  if (I->closed || !I->enabled || !wg_self(I, L, &id, &slot)) return 0;
+  G = wg_of(L, I);
+  if ((r = ai_wg_res_of(G, h)) == NULL) return 0;
+  if ((t = wg_record(I, id, slot)) != NULL) wg_announce(L, I, t, r, at);
+  len = ai_wg_wait(G, h, id, slot, mode, at, now);
+  lua_pushinteger(L, (lua_Integer)id);
+  wg_push_result(L, I, G, len, now);
+  return 2;
+}
+
+/* a task's wait ended: clear its `wait` text, and the await label announced
+** for a yield it did not make */
+static void wg_clear_wait_text(ai_inspector *I, const ai_wg_node *x) {
+  if (x == NULL) return;
+  wg_set_wait_text(I, wg_record(I, x->task, x->slot), 0);
+  if (I->pending_task == x->task && x->task != 0) {
+    ai_strings_release(I->strings, I->pending_label);
+    I->pending_label = I->pending_loc = 0;
+    I->pending_task = 0;
+  }
+}
+
+static uint64_t wg_opt_task(lua_State *L, int arg) {
+  lua_Integer id;
+  if (lua_isnoneornil(L, arg) || (lua_isboolean(L, arg) && !lua_toboolean(L, arg)))
+    return WG_NO_TASK;
+  id = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, id >= 0, arg, "task id expected");
+  return (uint64_t)id;
+}
+
+/* wg_grant(handle, task_id|false [, hold [, n]]) -> true when that task's
+** wait was recorded: its wait ends with success, holding n units when hold
+** (default true) where it waited */
+static int l_wg_grant(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_wg_handle h = wg_check(L, 1);
+  uint64_t id = wg_opt_task(L, 2);
+  int hold = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
+  uint64_t n = wg_opt_units(L, 4);
+  ai_wg *G;
+  if (I->closed) return 0;
+  G = wg_of(L, I);
+  wg_clear_wait_text(I, ai_wg_node_of(G, id));
+  lua_pushboolean(L, ai_wg_grant(G, h, id, hold, n, ai_now()));
+  return 1;
+}
+
+/* wg_unwait(task_id): its wait ends without success (cancel, timeout, join
+** over) */
+static int l_wg_unwait(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  uint64_t id = wg_opt_task(L, 1);
+  ai_wg *G;
+  if (I->closed || I->wg == NULL) return 0;
+  G = wg_of(L, I);
+  wg_clear_wait_text(I, ai_wg_node_of(G, id));
+  ai_wg_unwait(G, id);
+  return 0;
+}
+
+/* a task argument of wg_wait_task: a coroutine or a task id */
+static ai_task *wg_task_arg(lua_State *L, ai_inspector *I, int arg) {
+  luaL_argexpected(L, lua_type(L, arg) == LUA_TTHREAD || lua_isinteger(L, arg), arg,
+                   "coroutine or task id");
+  return check_task(L, I, arg);
+}
+
+/* wg_wait_task(waiter, target [, at]) -> cycle or nil: waiter (coroutine or
+** id) waits for task target to end (a join, an await of a known task); at:
+** "source:line" or a stack level of the running thread (default 2) */
+static int l_wg_wait_task(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_task *w = wg_task_arg(L, I, 1), *t = wg_task_arg(L, I, 2);
+  ai_str at;
+  ai_wg *G;
+  ai_tick now = ai_now();
+  int len;
+  if (lua_type(L, 3) == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, 3, &n);
+    at = ai_strings_intern(I->strings, s, n > 1024 ? 1024 : n, 1); /* a location: permanent */
+  } else {
+    at = wg_where(L, I, 3, 2);
+  }
+  if (I->closed || !I->enabled || w == NULL || t == NULL) return 0;
+  G = wg_of(L, I);
+  len = ai_wg_wait_task(G, w->id, w->slot, t->id, t->slot, at, now);
+  if (len >= 0) {
+    lua_pushfstring(L, "join:%I", (lua_Integer)t->id);
+    wg_set_wait_text(I, w, check_text(L, I, -1, 64));
+    lua_pop(L, 1);
+  }
+  return wg_push_result(L, I, G, len, now);
+}
+
+static void wg_push_holders(lua_State *L, ai_inspector *I, const ai_wg *G, const ai_wg_res *r) {
+  uint32_t h;
+  int i = 0;
+  lua_createtable(L, (int)r->nholders, 0);
+  for (h = r->holders; h != 0; h = G->hold[h - 1].rnext) {
+    const ai_wg_hold *x = &G->hold[h - 1];
+    const ai_wg_node *nd = &G->node[x->node - 1];
+    lua_createtable(L, 0, 6);
+    set_int(L, "task", (lua_Integer)nd->task);
+    set_time(L, I, "since", x->since);
+    set_str(L, I, "at", x->at);
+    set_int(L, "count", (lua_Integer)x->count);
+    wg_set_mode(L, x->mode);
+    lua_rawseti(L, -2, ++i);
+  }
+  lua_setfield(L, -2, "holders");
+}
+
+/* waiters oldest first; *dead set when one is in a reported cycle */
+static void wg_push_waiters(lua_State *L, ai_inspector *I, const ai_wg *G, const ai_wg_res *r,
+                            int *dead) {
+  uint32_t w;
+  int i = 0;
+  lua_createtable(L, (int)r->nwaiters, 0);
+  for (w = r->wait_head; w != 0; w = G->node[w - 1].wnext) {
+    const ai_wg_node *nd = &G->node[w - 1];
+    lua_createtable(L, 0, 5);
+    set_int(L, "task", (lua_Integer)nd->task);
+    set_time(L, I, "since", nd->wait_since);
+    set_str(L, I, "at", nd->wait_at);
+    wg_set_mode(L, nd->wait_mode);
+    if (nd->in_cycle) {
+      *dead = 1;
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "deadlocked");
+    }
+    lua_rawseti(L, -2, ++i);
+  }
+  lua_setfield(L, -2, "waiters");
+}
+
+/* one resource as docs/internals.md describes it (plus handle and anon) */
+static void wg_push_resource(lua_State *L, ai_inspector *I, const ai_wg *G, uint32_t index) {
+  const ai_wg_res *r = &G->res[index];
+  int dead = 0;
+  lua_createtable(L, 0, 14);
+  set_int(L, "id", (lua_Integer)ai_wg_handle_at(G, index));
+  if (r->kind == AI_RK_JOIN) {
+    lua_pushfstring(L, "task %I", (lua_Integer)r->join_target);
+    lua_setfield(L, -2, "name");
+    set_int(L, "target", (lua_Integer)r->join_target);
+  } else {
+    set_str(L, I, "name", r->name);
+  }
+  lua_pushstring(L, wg_kind_names[r->kind]);
+  lua_setfield(L, -2, "kind");
+  wg_push_holders(L, I, G, r);
+  wg_push_waiters(L, I, G, r, &dead);
+  set_int(L, "acquisitions", (lua_Integer)r->acquisitions);
+  set_int(L, "contended", (lua_Integer)r->contended);
+  wg_set_duration(L, "wait_total", r->wait_total);
+  wg_set_duration(L, "wait_max", r->wait_max);
+  set_int(L, "held", (lua_Integer)(r->held + r->anon));
+  if (r->anon) set_int(L, "anonymous", (lua_Integer)r->anon);
+  lua_pushboolean(L, dead);
+  lua_setfield(L, -2, "deadlocked");
+}
+
+/* wg_resources([joins]) -> array of resources (joins too when asked) */
+static int l_wg_resources(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  int joins = lua_toboolean(L, 1), n = 0;
+  uint32_t i;
+  ai_wg *G;
+  if (I->closed) return 0;
+  G = wg_of(L, I);
+  ai_wg_recheck(G);
+  lua_createtable(L, (int)(G->nres < 1u << 20 ? G->nres : 1u << 20), 0);
+  for (i = 0; i < G->nres; i++) {
+    if (G->res[i].kind == AI_RK_COUNT || (G->res[i].kind == AI_RK_JOIN && !joins)) continue;
+    wg_push_resource(L, I, G, i);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+/* wg_resource(handle) -> one resource, or nil when the handle is stale */
+static int l_wg_resource(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_wg_handle h = wg_check(L, 1);
+  ai_wg *G;
+  if (I->closed) return 0;
+  G = wg_of(L, I);
+  ai_wg_recheck(G);
+  if (ai_wg_res_of(G, h) == NULL) lua_pushnil(L);
+  else wg_push_resource(L, I, G, (uint32_t)(h & 0xffffffffu) - 1);
+  return 1;
+}
+
+/* wg_stats() -> sizes of the graph: resources, nodes, holds, cycles */
+static int l_wg_stats(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_wg *G;
+  uint32_t i, live = 0;
+  if (I->closed) return 0;
+  G = wg_of(L, I);
+  for (i = 0; i < G->nres; i++) live += G->res[i].kind != AI_RK_COUNT;
+  lua_createtable(L, 0, 4);
+  set_int(L, "resources", (lua_Integer)live);
+  set_int(L, "nodes", (lua_Integer)G->live_nodes);
+  set_int(L, "cycles", (lua_Integer)G->cycles);
   return 1;
 }
 
@@ -830,6 +1420,7 @@ static int inspector_gc(lua_State *L) {
   free(I->ctraces);
   I->ctraces = NULL;
   I->ctraces_cap = 0;
+  wg_close(I);
   return 0;
 }
 
@@ -938,16 +1529,25 @@ static const luaL_Reg funcs[] = {
   {"creation_trace", l_creation_trace}, {"location_names", l_location_names},
   {"resume_hist", l_resume_hist},
   {"long_polls", l_long_polls},
-  {"spawned", l_spawned},
+  {"spawned", l_spawned}, {"pin", l_pin},
+  {"sched_yield", l_sched_yield}, {"sched_resume", l_sched_resume},
+  /* wait-for graph */
+  {"wg_new", l_wg_new}, {"wg_free", l_wg_free}, {"wg_acquire", l_wg_acquire},
+  {"wg_release", l_wg_release}, {"wg_wait", l_wg_wait}, {"wg_grant", l_wg_grant},
+  {"wg_unwait", l_wg_unwait}, {"wg_wait_task", l_wg_wait_task},
+  {"wg_resources", l_wg_resources}, {"wg_resource", l_wg_resource},
+  {"wg_stats", l_wg_stats},
   {NULL, NULL}};
 
 /* every thread copies the main thread's extraspace when it is created, so
 ** pointing it to the main pseudo-record leads any thread to the inspector.
-** The area must be ours: refuse to load over another library's use of it. */
-static void claim_extraspace(lua_State *L, ai_inspector *I) {
+** Lua leaves the main thread's area uninitialised (lua_newstate), so there
+** is nothing to check: async_inspect owns LUA_EXTRASPACE (docs/c-api.md). */
+static void claim_extraspace(ai_inspector *I) {
   ai_task **main_extra = ai_extra(I->main_rec.co);
-  if (*main_extra != NULL && *main_extra != &I->main_rec)
-    luaL_error(L, "async_inspect: LUA_EXTRASPACE of this Lua state is used by another library");
+  /* threads created before now copied this value: remember it, never
+  ** dereference it (ai_extra_record) */
+  if (*main_extra != NULL && *main_extra != &I->main_rec) I->reg.foreign = *main_extra;
   *main_extra = &I->main_rec;
 }
 
@@ -959,12 +1559,16 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
   if (lua_getfield(L, LUA_REGISTRYINDEX, INSPECTOR_KEY) != LUA_TUSERDATA) {
     lua_pop(L, 1);
     I = new_inspector(L);
-    claim_extraspace(L, I);
+    claim_extraspace(I);
+    lua_newtable(L); /* record chunks, freed by Lua only when the state closes */
+    lua_setfield(L, LUA_REGISTRYINDEX, AI_CHUNKS_KEY);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, INSPECTOR_KEY);
     arm_epoch(L, lua_gettop(L));
     lua_pushlightuserdata(L, (void *)&c_api);
     lua_setfield(L, LUA_REGISTRYINDEX, ASYNC_INSPECT_API_KEY);
+  } else {
+    I = (ai_inspector *)lua_touserdata(L, -1);
   }
   ins = lua_gettop(L);
   /* the anchor table: weak keys (coroutines), values are their sentinels */
@@ -991,7 +1595,7 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
   lua_pushvalue(L, ins);
   lua_pushvalue(L, anchors);
   luaL_getmetatable(L, SENTINEL_MT);
-  ai_push_hooks(L);
+  ai_push_hooks(L, I->reg.foreign == NULL);
   for (i = AI_NHOOKS - 1; i >= 0; i--) lua_setfield(L, -(i + 2), ai_hook_names[i]);
   lua_setfield(L, -2, "hooks");
   return 1;

@@ -39,9 +39,8 @@ static void release_strings(ai_registry *R, ai_task *t) {
   if (t->traceback) ai_strings_release(R->strings, t->traceback);
 }
 
+/* the chunks themselves belong to whoever supplied them (ai_registry_add_chunk) */
 void ai_registry_free(ai_registry *R) {
-  uint32_t i;
-  for (i = 0; i < R->nchunks; i++) free(R->chunks[i]);
   free(R->chunks);
   free(R->finished);
   memset(R, 0, sizeof *R);
@@ -62,16 +61,22 @@ void ai_registry_clear(ai_registry *R) {
   /* ids keep increasing so an old id never names a new task */
 }
 
-static int grow(ai_registry *R) {
+int ai_registry_needs_chunk(const ai_registry *R) {
+  return R->free_head == 0 && R->top == R->cap;
+}
+
+/* room for AI_CHUNK more records in `chunk` (zeroed, AI_CHUNK records, kept
+** alive by the caller for as long as any thread may point into it) */
+int ai_registry_add_chunk(ai_registry *R, ai_task *chunk) {
   ai_task **nc = realloc(R->chunks, (R->nchunks + 1) * sizeof *nc);
   uint32_t *nf;
   uint32_t ncap = R->cap + AI_CHUNK, i;
   if (nc == NULL) return 0;
   R->chunks = nc;
-  nc[R->nchunks] = calloc(AI_CHUNK, sizeof(ai_task));
-  if (nc[R->nchunks] == NULL) return 0;
+  nc[R->nchunks] = chunk;
+  for (i = 0; i < AI_CHUNK; i++) chunk[i].owner = R->owner;
   nf = malloc(ncap * sizeof *nf);
-  if (nf == NULL) { free(nc[R->nchunks]); return 0; }
+  if (nf == NULL) return 0;
   /* unroll the finished ring into the new, larger one */
   for (i = 0; i < R->fin_count; i++) nf[i] = R->finished[(R->fin_head + i) % R->cap];
   free(R->finished);
@@ -88,7 +93,7 @@ static uint32_t take_slot(ai_registry *R) {
     R->free_head = ai_registry_slot(R, slot)->next_free;
     return slot;
   }
-  if (R->top == R->cap && !grow(R)) return UINT32_MAX;
+  if (R->top == R->cap) return UINT32_MAX; /* ai_registry_add_chunk first */
   return R->top++;
 }
 
