@@ -32,7 +32,7 @@ docs: deps
 	@sh scripts/docs.sh
 
 lint: deps
-	luacheck --std lua54 -q lua spec examples bin bench
+	luacheck -q .
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -45,8 +45,8 @@ local function wall(mode, workload, n)
 end
 
 local function instructions(mode, workload, n)
-  local out = run(("%svalgrind --tool=callgrind --callgrind-out-file=/dev/null %s %s/bench/core_workload.lua %s %s %d 2>&1")
-    :format(ENV, LUA, ROOT, mode, workload, n))
+  local out = run(("%svalgrind --tool=callgrind --callgrind-out-file=/dev/null %s %s/bench/core_workload.lua"
+    .. " %s %s %d 2>&1"):format(ENV, LUA, ROOT, mode, workload, n))
   return tonumber(out:match("Collected : (%d+)"))
 end
 

@@ -71,6 +71,7 @@ typedef struct ai_timeline {
   uint64_t cap;       /* capacity, > 0 */
   uint64_t next_seq;  /* seq of the next event; seqs start at 1 */
   uint64_t first_min; /* no seq below this is readable (after a clear) */
+  uint64_t reset_seq; /* first seq since the last clear: events_total counts from it */
   uint64_t widx;      /* slot of the next event: next_seq % cap, kept apart */
   uint64_t dropped;   /* overwritten events */
   ai_strings *strings;
@@ -145,6 +146,9 @@ typedef struct ai_task {
 #define AI_CHUNK_BITS 10
 #define AI_CHUNK (1u << AI_CHUNK_BITS)
 #define AI_CHUNKS_KEY "async_inspect.chunks" /* registry table of chunks */
+#define AI_ANCHORS_KEY "async_inspect.anchors" /* registry: the anchor table */
+#define AI_INSPECTOR_KEY "async_inspect.inspector"
+#define AI_SENTINEL_MT "async_inspect.sentinel"
 
 typedef struct ai_registry {
   ai_task **chunks;
@@ -318,7 +322,6 @@ typedef struct ai_inspector {
   ai_tick start;         /* epoch of the clock (install or reset) */
   uint64_t long_poll_ticks; /* resumes longer than this are counted */
   uint64_t long_polls;
-  ai_long_poll long_poll_log[AI_LONG_POLL_LOG]; /* ring: entry long_polls-1 is the newest */
   ai_strings *strings;
   ai_registry reg;
   ai_timeline tl;
@@ -336,6 +339,9 @@ typedef struct ai_inspector {
   struct ai_ctrace *ctraces; /* indexed by registry slot, grown on demand */
   uint32_t ctraces_cap;
   struct ai_wg *wg;      /* waitgraph.c: created on first use by the bindings */
+  /* the last long polls (profiling): written only on the long-poll branch, kept
+  ** at the end so the fields every resume touches stay together */
+  ai_long_poll long_poll_log[AI_LONG_POLL_LOG]; /* ring: entry long_polls-1 is the newest */
 } ai_inspector;
 
 /* ---- hooks.c ---- */

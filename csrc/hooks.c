@@ -424,22 +424,28 @@ static void capture_traceback(ai_inspector *I, lua_State *L, lua_State *co, ai_t
 
 /* first yield of a task: a sentinel in the weak-keyed anchor table tells
 ** when the coroutine is collected while suspended. Once per task. */
-static void anchor(lua_State *L, int co_idx, ai_task *t) {
+/* anchors[co] = sentinel; the three values are at these indices of L (the
+** hooks' upvalues, or absolute stack slots for a C scheduler's resume) */
+static void anchor_with(lua_State *L, int co_idx, ai_task *t, int anchors_idx, int ins_idx,
+                        int mt_idx) {
   struct ai_sentinel *s;
   if (!lua_checkstack(L, 4)) return;
+  lua_pushvalue(L, anchors_idx);
   lua_pushvalue(L, co_idx);
-  lua_pushvalue(L, UV_ANCHORS);
-  lua_insert(L, -2);
   s = (struct ai_sentinel *)lua_newuserdatauv(L, sizeof *s, 1);
   s->slot = t->slot;
   s->id = t->id;
-  lua_pushvalue(L, UV_INSPECTOR);
+  lua_pushvalue(L, ins_idx);
   lua_setiuservalue(L, -2, 1);
-  lua_pushvalue(L, UV_SENTINEL_MT);
+  lua_pushvalue(L, mt_idx);
   lua_setmetatable(L, -2);
   lua_rawset(L, -3);
   lua_pop(L, 1);
   t->flags |= AI_TF_ANCHORED;
+}
+
+static void anchor(lua_State *L, int co_idx, ai_task *t) {
+  anchor_with(L, co_idx, t, UV_ANCHORS, UV_INSPECTOR, UV_SENTINEL_MT);
 }
 
 /* __gc of a sentinel: its coroutine is gone */
@@ -464,6 +470,10 @@ ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co) {
   ai_task *t;
   int st = lua_status(co);
   if (ai_extra_record(&I->reg, co) == &I->ignored_rec) return NULL;
+  if (sampled_out(I)) { /* decided once, at the first sight of it */
+    *ai_extra(co) = &I->ignored_rec;
+    return NULL;
+  }
   if (st == LUA_OK && (lua_getstack(co, 0, &ar) || lua_gettop(co) == 0)) return NULL;
   if (st != LUA_OK && st != LUA_YIELD) return NULL;
   t = ai_track(I, L, co, 0, 0);
@@ -527,11 +537,19 @@ static inline int auxresume(lua_State *L, lua_State *co, int narg) {
 /* first yield of a task resumed from C: the coroutine value is not on L's
 ** stack, push it there for the anchor */
 static void anchor_thread(lua_State *L, lua_State *co, ai_task *t) {
-  if (!lua_checkstack(co, 1) || !lua_checkstack(L, 5)) return;
+  int top = lua_gettop(L);
+  if (!lua_checkstack(co, 1) || !lua_checkstack(L, 9)) return;
+  /* the running function is the scheduler's, not a hook: no upvalues of
+  ** ours, so the anchor table, the inspector and the metatable come from
+  ** the registry */
+  lua_getfield(L, LUA_REGISTRYINDEX, AI_ANCHORS_KEY);
+  lua_getfield(L, LUA_REGISTRYINDEX, AI_INSPECTOR_KEY);
+  lua_getfield(L, LUA_REGISTRYINDEX, AI_SENTINEL_MT);
   lua_pushthread(co);
   lua_xmove(co, L, 1);
-  anchor(L, lua_gettop(L), t);
-  lua_pop(L, 1);
+  if (lua_istable(L, top + 1) && lua_isuserdata(L, top + 2) && lua_istable(L, top + 3))
+    anchor_with(L, top + 4, t, top + 1, top + 2, top + 3);
+  lua_settop(L, top);
 }
 
 /* the record to use for co, or NULL when this resume records nothing: an

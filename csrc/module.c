@@ -15,9 +15,9 @@
 #include "ai_internal.h"
 #include "async_inspect.h"
 
-#define INSPECTOR_KEY "async_inspect.inspector"
+#define INSPECTOR_KEY AI_INSPECTOR_KEY
 #define l_unlikely_closed(x) __builtin_expect((x) != 0, 0)
-#define SENTINEL_MT "async_inspect.sentinel"
+#define SENTINEL_MT AI_SENTINEL_MT
 #define EPOCH_MT "async_inspect.epoch"
 #define HIST_MT "async_inspect.hist"
 
@@ -431,7 +431,7 @@ static int l_stats(lua_State *L) {
   set_int(L, "active", (lua_Integer)(c[AI_PENDING] + c[AI_RUNNING] + c[AI_SUSPENDED] + c[AI_NORMAL]));
   for (i = 0; i < AI_STATE_COUNT; i++) set_int(L, state_names[i], (lua_Integer)c[i]);
   set_int(L, "events", (lua_Integer)(I->tl.next_seq - ai_timeline_first(&I->tl)));
-  set_int(L, "events_total", (lua_Integer)(I->tl.next_seq - I->tl.first_min));
+  set_int(L, "events_total", (lua_Integer)(I->tl.next_seq - I->tl.reset_seq));
   set_int(L, "events_dropped", (lua_Integer)I->tl.dropped);
   set_int(L, "evicted", (lua_Integer)I->reg.evicted);
   set_int(L, "retained", (lua_Integer)I->reg.used);
@@ -523,6 +523,9 @@ static int resize_ring(lua_State *L, ai_inspector *I, uint64_t cap) {
     return luaL_error(L, "not enough memory for a ring of %I events", (lua_Integer)cap);
   nt.next_seq = nt.first_min = I->tl.next_seq; /* seqs go on increasing */
   nt.widx = nt.next_seq % nt.cap;
+  nt.reset_seq = I->tl.reset_seq;
+  /* the events of the old ring are lost: they count as dropped */
+  nt.dropped = I->tl.dropped + (I->tl.next_seq - ai_timeline_first(&I->tl));
   ai_timeline_free(&I->tl);
   I->tl = nt;
   return 0;
@@ -1578,6 +1581,8 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   anchors = lua_gettop(L);
+  lua_pushvalue(L, anchors); /* for resumes from C schedulers (anchor_thread) */
+  lua_setfield(L, LUA_REGISTRYINDEX, AI_ANCHORS_KEY);
 
   lua_createtable(L, 0, 40);
   for (i = 0; funcs[i].name != NULL; i++) {

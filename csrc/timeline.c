@@ -16,6 +16,7 @@ int ai_timeline_init(ai_timeline *T, uint64_t cap, ai_strings *strings) {
   T->cap = cap;
   T->next_seq = 1;
   T->first_min = 1;
+  T->reset_seq = 1;
   T->widx = 1 % cap;
   T->dropped = 0;
   T->strings = strings;
@@ -48,7 +49,7 @@ void ai_timeline_free(ai_timeline *T) {
 void ai_timeline_clear(ai_timeline *T) {
   release_all(T);
   T->dropped = 0;
-  T->first_min = T->next_seq;
+  T->first_min = T->reset_seq = T->next_seq;
 }
 
 uint64_t ai_timeline_first(const ai_timeline *T) {

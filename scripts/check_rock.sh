@@ -17,4 +17,4 @@ TREE_DIR="$TREE" lua5.4 -e '
   assert(ai.tasks()[1].state == "suspended", "task not tracked")
   assert(package.searchpath("async_inspect.core", package.cpath):find(os.getenv("TREE_DIR"), 1, true))
 ' 2>&1 || exit 1
-test -x "$TREE/bin/async-inspect"
+"$TREE/bin/async-inspect" --version >/dev/null

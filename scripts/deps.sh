@@ -3,7 +3,7 @@
 # Runs apt-get only if something is missing; needs root for that (CI and dev machines are root).
 set -e
 PKGS="lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-luv-dev lua-busted lua-cjson lua-dkjson
-lua-expat lua-check lua-ldoc luarocks cmake make gcc tmux valgrind chromium"
+lua-expat lua-check lua-ldoc lua-markdown luarocks cmake make gcc tmux valgrind chromium graphviz"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -52,7 +52,7 @@ c_fail=$(grep -c "\*\*\*Failed\|\*\*\*Exception\|Not Run" "$LOG/ctest.out")
 count ctest "$c_pass" "$c_fail"
 
 # 2. luacheck
-one luacheck luacheck --std lua54 -q lua spec examples bin bench
+one luacheck luacheck -q .
 
 # 3. busted specs
 busted_suite specs

@@ -390,7 +390,8 @@ describe("bad input", function()
     fails("bad argument #1 to 'task_info'", ai.task_info, "x")
     fails("bad argument #1 to 'events' %(table expected", ai.events, 3)
     fails("bad argument #1 to 'iter_events' %(integer expected", ai.iter_events, "a")
-    fails("bad argument #1 to 'inspect' %(coroutine expected", function() return coroutine.running().inspect(1, "x") end)
+    fails("bad argument #1 to 'inspect' %(coroutine expected",
+      function() return coroutine.running().inspect(1, "x") end)
     fails("bad argument #2 to 'inspect' %(string expected", function() return coroutine.running():inspect(2) end)
   end)
 

@@ -37,7 +37,7 @@ local SETTINGS = {
   seed = { side = "c", int_range(1, math.maxinteger) },
   long_poll_ms = { side = "c", to_c = function(v) return "long_poll_ns", math.floor(v * 1e6) end,
                    number_range(0, 1e9) },
-  creation_traces = { side = "lua", boolean() },
+  creation_traces = { side = "c", boolean() },
   unjoined_errors = { side = "lua", one_of("warn", "raise", "ignore") },
   deadlock = { side = "lua", one_of("report", "error", "ignore") },
   slow_callback_ms = { side = "lua", number_range(0, 1e9) },
@@ -63,7 +63,7 @@ M.PRESETS = PRESETS
 -- @treturn table
 function M.defaults()
   return {
-    creation_traces = false, unjoined_errors = "warn", deadlock = "report",
+    unjoined_errors = "warn", deadlock = "report",
     slow_callback_ms = 10, busy_wait_resumes = 1000, never_yield_ms = 1000,
     churn_per_second = 10000,
   }
@@ -112,11 +112,13 @@ end
 local function env_number(getenv, name)
   local s = getenv(name)
   if s == nil or s == "" then return nil end
-  local n = tonumber(s)
-  if n == nil then
-    io.stderr:write(("async_inspect: ignoring %s=%q (not a number)\n"):format(name, s))
-  end
-  return n
+  return tonumber(s) or s -- a non-number is reported by the check below
+end
+
+local function env_integer(getenv, name)
+  local v = env_number(getenv, name)
+  if type(v) == "number" then return math.tointeger(v) or v end
+  return v
 end
 
 local function env_bool(getenv, name)
@@ -127,31 +129,52 @@ local function env_bool(getenv, name)
   return true
 end
 
+-- environment variable -> setting, and how to read it
+local ENV_SETTINGS = {
+  { "ASYNC_INSPECT_SAMPLE", "sample", env_number },
+  { "ASYNC_INSPECT_MAX_TASKS", "max_tasks", env_integer },
+  { "ASYNC_INSPECT_RING", "ring_capacity", env_integer },
+  { "ASYNC_INSPECT_LOCATIONS", "locations", env_bool },
+  { "ASYNC_INSPECT_LONG_POLL_MS", "long_poll_ms", env_number },
+  { "ASYNC_INSPECT_CREATION_TRACES", "creation_traces", env_bool },
+}
+
+local function warn_env(name, value, why)
+  io.stderr:write(("async_inspect: ignoring %s=%s (%s)\n"):format(name, tostring(value), why))
+end
+
 --- Settings from environment variables: ASYNC_INSPECT (0/off disables),
 -- ASYNC_INSPECT_PRESET, ASYNC_INSPECT_SAMPLE, ASYNC_INSPECT_MAX_TASKS,
 -- ASYNC_INSPECT_RING, ASYNC_INSPECT_LOCATIONS, ASYNC_INSPECT_LONG_POLL_MS,
--- ASYNC_INSPECT_CREATION_TRACES.
+-- ASYNC_INSPECT_CREATION_TRACES. A bad value is reported on stderr, naming
+-- the variable, and ignored; the other variables still apply.
 -- @tparam function getenv usually os.getenv
--- @treturn table `{enabled=bool, c=table|nil, lua=table|nil}`
+-- @treturn table `{enabled=bool, c=table, lua=table}`
+-- @usage local env = config.from_env(os.getenv)
 function M.from_env(getenv)
-  local out = { enabled = env_bool(getenv, "ASYNC_INSPECT") ~= false }
-  local opts = {}
+  local out = { enabled = env_bool(getenv, "ASYNC_INSPECT") ~= false, c = {}, lua = {} }
   local preset = getenv("ASYNC_INSPECT_PRESET")
-  if preset and preset ~= "" then opts.preset = preset end
-  opts.sample = env_number(getenv, "ASYNC_INSPECT_SAMPLE")
-  local max_tasks = env_number(getenv, "ASYNC_INSPECT_MAX_TASKS")
-  opts.max_tasks = max_tasks and math.tointeger(max_tasks)
-  local ring = env_number(getenv, "ASYNC_INSPECT_RING")
-  opts.ring_capacity = ring and math.tointeger(ring)
-  opts.locations = env_bool(getenv, "ASYNC_INSPECT_LOCATIONS")
-  opts.long_poll_ms = env_number(getenv, "ASYNC_INSPECT_LONG_POLL_MS")
-  opts.creation_traces = env_bool(getenv, "ASYNC_INSPECT_CREATION_TRACES")
-  local ok, c, lua = pcall(M.split, opts, 2)
-  if not ok then
-    io.stderr:write("async_inspect: ignoring environment settings: " .. tostring(c) .. "\n")
-    return out
+  if preset and preset ~= "" then
+    local ok, c, lua = pcall(M.split, { preset = preset }, 2)
+    if ok then out.c, out.lua = c, lua
+    else warn_env("ASYNC_INSPECT_PRESET", preset, "unknown preset") end
   end
-  out.c, out.lua = c, lua
+  for _, e in ipairs(ENV_SETTINGS) do
+    local name, key, read = e[1], e[2], e[3]
+    local v = read(getenv, name)
+    if v ~= nil then
+      local spec = SETTINGS[key]
+      if spec[1](v) then
+        local ok, c, lua = pcall(M.split, { [key] = v }, 2)
+        if ok then
+          for k, x in pairs(c) do out.c[k] = x end
+          for k, x in pairs(lua) do out.lua[k] = x end
+        end
+      else
+        warn_env(name, getenv(name), "must be " .. spec[2])
+      end
+    end
+  end
   return out
 end
 

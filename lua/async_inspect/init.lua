@@ -80,7 +80,8 @@ end
 -- @usage ai.uninstall(); ai.install()
 function M.install()
   if installed then return M end
-  for name, fn in pairs(core.hooks) do coroutine[name] = fn end
+  -- replacing the library's functions is the point of the module
+  for name, fn in pairs(core.hooks) do coroutine[name] = fn end -- luacheck: ignore 122
   install_thread_methods()
   installed = true
   core.enable(not user_disabled)
@@ -92,7 +93,7 @@ end
 -- @usage ai.uninstall(); assert(coroutine.resume == ai.original.resume)
 function M.uninstall()
   if not installed then return M end
-  for name, fn in pairs(original) do coroutine[name] = fn end
+  for name, fn in pairs(original) do coroutine[name] = fn end -- luacheck: ignore 122
   uninstall_thread_methods()
   installed = false
   core.enable(false)
@@ -349,6 +350,26 @@ function M.diagnose(snap)
   end)
   return findings
 end
+
+-- where every task is and why (async_inspect.where) --------------------------------
+
+local where = require "async_inspect.where"
+
+--- Where each suspended task waits: traceback, await label, what it waits
+-- for, for how long, and its spawn chain. See async_inspect.where.
+-- @function where
+M.where = where.where
+--- The goroutine-style dump of every live task, longest waits first,
+-- identical stacks folded. @function dump
+M.dump = where.dump
+--- Print `dump()` to stdout. @function print_dump
+M.print_dump = where.print_dump
+--- A task's await points (its states) with counts and times. @function states
+M.states = where.states
+--- Locals and upvalues of a suspended task's frames, rendered safely. @function locals
+M.locals = where.locals
+--- Print the task tree. @function tree
+M.tree = where.tree
 
 -- submodules, loaded on first use ---------------------------------------------------
 
