@@ -157,7 +157,7 @@ function M.from_env(getenv)
   if preset and preset ~= "" then
     local ok, c, lua = pcall(M.split, { preset = preset }, 2)
     if ok then out.c, out.lua = c, lua
-    else warn_env("ASYNC_INSPECT_PRESET", preset, "unknown preset") end
+    else warn_env("ASYNC_INSPECT_PRESET", preset, ("unknown preset '%s'"):format(preset)) end
   end
   for _, e in ipairs(ENV_SETTINGS) do
     local name, key, read = e[1], e[2], e[3]
@@ -171,7 +171,7 @@ function M.from_env(getenv)
           for k, x in pairs(lua) do out.lua[k] = x end
         end
       else
-        warn_env(name, getenv(name), "must be " .. spec[2])
+        warn_env(name, getenv(name), ("setting '%s' must be %s"):format(key, spec[2]))
       end
     end
   end
