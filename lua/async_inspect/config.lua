@@ -44,6 +44,8 @@ local SETTINGS = {
   busy_wait_resumes = { side = "lua", int_range(1, math.maxinteger) },
   never_yield_ms = { side = "lua", number_range(0, 1e9) },
   churn_per_second = { side = "lua", number_range(0, 1e12) },
+  stuck_ms = { side = "lua", number_range(0, 1e12) },
+  busy_wait_gap_ms = { side = "lua", number_range(0, 1e9) },
 }
 
 local PRESETS = {
@@ -65,7 +67,7 @@ function M.defaults()
   return {
     unjoined_errors = "warn", deadlock = "report",
     slow_callback_ms = 10, busy_wait_resumes = 1000, never_yield_ms = 1000,
-    churn_per_second = 10000,
+    churn_per_second = 10000, stuck_ms = 10000, busy_wait_gap_ms = 1,
   }
 end
 

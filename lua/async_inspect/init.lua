@@ -336,8 +336,13 @@ local SEVERITY_RANK = { error = 1, warn = 2, info = 3 }
 -- @treturn table array of findings `{kind=, severity=, task=, name=, loc=, message=, recommendation=}`,
 -- errors first
 -- @usage for _, f in ipairs(ai.diagnose()) do print(f.severity, f.message) end
+-- modules whose diagnosers always take part in ai.diagnose(); the others
+-- (luv, sync) register theirs when a program uses them
+local DIAGNOSTIC_MODULES = { "async_inspect.profile" }
+
 function M.diagnose(snap)
   if snap ~= nil then expect(1, "diagnose", snap, "table") end
+  for _, name in ipairs(DIAGNOSTIC_MODULES) do require(name) end
   snap = snap or M.snapshot{ events = true }
   local findings = {}
   for _, diagnoser in ipairs(M._diagnosers) do
