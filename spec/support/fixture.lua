@@ -188,4 +188,63 @@ function M.scenario()
   return f, { main = main, w1 = w1, w2 = w2, stuck = stuck, idle = idle, victim = victim }
 end
 
+--- A random but valid run: spawns, nested resumes, yields with and without
+-- labels, points, completions, failures, cancellations and drops, with
+-- times that sometimes differ by a single nanosecond (edge cases of slice
+-- insets and flow placement). Deterministic for a given seed.
+function M.random(seed, steps, max_tasks)
+  math.randomseed(seed)
+  steps, max_tasks = steps or 400, max_tasks or 40
+  local f = M.new()
+  local t, stack, live, nlive = 0, {}, {}, 0
+  local function take_live()
+    local ids = {}
+    for id in pairs(live) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local id = ids[math.random(#ids)]
+    live[id] = nil
+    nlive = nlive - 1
+    return id
+  end
+  local labels = { nil, "sleep", "recv", "http get", "lock" }
+  local function spawn(top)
+    local id = f:spawn(t, "task " .. (#f.list + 1), { parent = top, loc = "gen.lua:" .. math.random(1, 9) })
+    live[id] = true
+    nlive = nlive + 1
+  end
+  local function resume(top)
+    local id = take_live()
+    f:resume(t, id, top, math.random() < 0.5 and "timer" or nil)
+    stack[#stack + 1] = id
+  end
+  for _ = 1, steps do
+    t = t + (math.random() < 0.2 and 1 or math.random(1, 5000))
+    local top = stack[#stack]
+    local r = math.random()
+    local can_spawn = #f.list < max_tasks
+    if not top then
+      -- The main thread: start tasks, resume them, sometimes cancel one.
+      if (r < 0.3 or nlive == 0) and can_spawn then spawn(nil)
+      elseif r < 0.96 and nlive > 0 then resume(nil)
+      elseif nlive > 0 then
+        local id = take_live()
+        if math.random() < 0.5 then f:cancel(t, id) else f:drop(t, id) end
+      end
+    elseif r < 0.1 and can_spawn then spawn(top)
+    elseif r < 0.3 and nlive > 0 then resume(top)
+    elseif r < 0.8 then
+      f:yield(t, top, "gen.lua:" .. math.random(10, 19), labels[math.random(1, 5)])
+      stack[#stack] = nil
+      live[top] = true
+      nlive = nlive + 1
+    elseif r < 0.88 then
+      f:point(t, top, "p" .. math.random(1, 3), math.random() < 0.5 and "d" or nil)
+    else
+      if math.random() < 0.3 then f:fail(t, top, "boom " .. top) else f:complete(t, top) end
+      stack[#stack] = nil
+    end
+  end
+  return f, t + 1000
+end
+
 return M

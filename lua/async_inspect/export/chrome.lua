@@ -49,46 +49,99 @@ function M.write(f, source, opts)
   opts = opts or {}
   local with_flows = opts.flows ~= false
   local with_waits = opts.waits ~= false
-  local q = util.json_quoter(8192)
 
-  -- Output buffer, inlined for speed: flushed every ~64 KiB.
-  local buf, n, size, bytes, records = {}, 0, 0, 0, 0
+  -- JSON string literals, memoised: locations, labels and names repeat.
+  -- The hot loop reads `qc` directly and calls `quote` only on a miss.
+  local qc, qn = {}, 0
+  local raw_quote = util.json_quote_raw
+  local function quote(s)
+    local r = raw_quote(s)
+    if qn >= 8192 then qc, qn = {}, 0 end
+    qc[s] = r
+    qn = qn + 1
+    return r
+  end
+
+  -- Output buffer: pieces are written in one chunk every FLUSH_AT records,
+  -- which bounds memory whatever the number of events. The hot paths below
+  -- append to `buf` inline; cold paths use `emit`.
+  local FLUSH_AT = 256
+  local buf, n, bytes, records = {}, 0, 0, 0
+  local function flush()
+    local chunk = concat(buf, "", 1, n)
+    assert(f:write(chunk))
+    bytes = bytes + #chunk
+    records = records + n
+    n = 0
+  end
   local function emit(s)
     n = n + 1
     buf[n] = s
-    size = size + #s
-    if size >= 65536 then
-      local chunk = concat(buf, "", 1, n)
-      assert(f:write(chunk))
-      bytes = bytes + #chunk
-      n, size = 0, 0
-    end
+    if n >= FLUSH_AT then flush() end
   end
 
   local function us(x)
     return (x // 1000) .. "." .. frac3[x % 1000]
   end
 
+  -- Number formatting is the main cost of the hot path, so it is avoided:
+  -- the start of every slice is kept as two shared strings, the whole
+  -- microseconds with the point ("12.") and the three decimals ("345").
+  -- Consecutive events mostly fall in the same microsecond, so the first
+  -- part is converted once per microsecond, not once per event; durations
+  -- reuse a cache of their whole-microsecond parts.
+  local cur_i, cur_s = -1, "0."
+  local dcache = {}
+  local function dpart(k)
+    local r = k .. "."
+    if k < 1024 then dcache[k] = r end
+    return r
+  end
+
+  -- The args tails of run slices (per yield location and label) and of wait
+  -- slices (per wake kind) repeat too: built once, reused (bounded caches;
+  -- `false` stands for nil in keys).
+  local ycache, yn = {}, 0
+  local function yargs(loc, detail)
+    local r = ',"args":{"until":' .. (loc and quote(loc) or "null")
+      .. (detail and (',"await":' .. quote(detail) .. "}}") or "}}")
+    if yn >= 8192 then ycache, yn = {}, 0 end
+    local row = ycache[loc or false]
+    if not row then row = {}; ycache[loc or false] = row end
+    row[detail or false] = r
+    yn = yn + 1
+    return r
+  end
+  local wcache, wn = { [false] = ',"args":{}}' }, 0
+  local function wargs(detail)
+    local r = ',"args":{"wake":' .. quote(detail) .. "}}"
+    if wn >= 1024 then wcache, wn = { [false] = ',"args":{}}' }, 0 end
+    wcache[detail] = r
+    wn = wn + 1
+    return r
+  end
+
   emit('{"displayTimeUnit":"ns","traceEvents":[\n'
     .. '{"ph":"M","name":"process_name","pid":1,"tid":0,"ts":0,"args":{"name":'
-    .. q(opts.process_name or "async_inspect") .. '}}')
-  records = 1
+    .. quote(opts.process_name or "async_inspect") .. '}}')
 
   -- Per-task state, all keyed by task id.
   local pre = {}     -- ',"pid":1,"tid":ID,"ts":' cached per task
   local recorded = {}
   local st, since, wname = {}, {}, {}
+  local si, sf = {}, {} -- slice start as strings: si[id] .. sf[id] = us(start)
   local fpar, fpt, fres, frt = {}, {}, {}, {} -- pending spawn/resume flows
   local flow_id = 0
 
+  local runpre = {}  -- the constant head of a task's run slices
   local function track(id, name, sort_index)
     local p = ',"pid":1,"tid":' .. id .. ',"ts":'
     pre[id] = p
+    runpre[id] = ',\n{"ph":"X","cat":"run","name":"run"' .. p
     emit(',\n{"ph":"M","name":"thread_name","pid":1,"tid":' .. id
-      .. ',"ts":0,"args":{"name":' .. q(name) .. '}}')
+      .. ',"ts":0,"args":{"name":' .. quote(name) .. '}}')
     emit(',\n{"ph":"M","name":"thread_sort_index","pid":1,"tid":' .. id
       .. ',"ts":0,"args":{"sort_index":' .. sort_index .. '}}')
-    records = records + 2
     return p
   end
 
@@ -105,22 +158,25 @@ function M.write(f, source, opts)
       .. pre[from_id] .. us(from_t) .. '}')
     emit(',\n{"ph":"f","bp":"e","cat":"flow","name":"' .. name .. '","id":' .. flow_id
       .. pre[to_id] .. us(to_t) .. '}')
-    records = records + 2
   end
 
-  -- Close the run slice of task id at t.
-  local function close_run(id, p, t, args)
-    local s = since[id]
-    local d = t - s
-    emit(',\n{"ph":"X","cat":"run","name":"run"' .. p .. us(s) .. ',"dur":' .. us(d)
-      .. ',"args":{' .. args .. '}}')
-    records = records + 1
+  -- Flows into the run slice [s, s+d] of task id, bound at its middle.
+  local function flows_into(id, s, d)
     if with_flows and d >= 2 then
       local mid = s + d // 2
       if fpar[id] then flow("spawn", fpar[id], fpt[id], id, mid) end
       if fres[id] then flow("resume", fres[id], frt[id], id, mid) end
     end
     fpar[id], fres[id] = nil, nil
+  end
+
+  -- Close the run slice of task id at t (cold path; yields are inlined).
+  local function close_run(id, p, t, args)
+    local s = since[id]
+    local d = t - s
+    emit(',\n{"ph":"X","cat":"run","name":"run"' .. p .. us(s) .. ',"dur":' .. us(d)
+      .. ',"args":{' .. args .. '}}')
+    if fpar[id] or fres[id] then flows_into(id, s, d) end
   end
 
   -- Close the wait (or pending) slice of task id at t, inset by 1 ns.
@@ -130,7 +186,6 @@ function M.write(f, source, opts)
     if with_waits and d >= 1 then
       emit(',\n{"ph":"X","cat":"wait","name":' .. (st[id] == WAIT and wname[id] or '"pending"')
         .. p .. us(a) .. ',"dur":' .. us(d) .. ',"args":{' .. args .. '}}')
-      records = records + 1
     end
   end
 
@@ -147,27 +202,51 @@ function M.write(f, source, opts)
     if not p then p = track(id, "task " .. id, ntasks + id) end
     local s = st[id]
     if kind == "resume" then
-      if s == WAIT or s == PEND then
-        close_wait(id, p, t, detail and ('"wake":' .. q(detail)) or "")
+      -- Hot path, inlined: the wait slice that this resume ends.
+      if s == WAIT and with_waits then
+        local d = t - 2 - since[id] -- the wait slice is inset by 1 ns at each end
+        if d >= 1 then
+          n = n + 1
+          buf[n] = ',\n{"ph":"X","cat":"wait","name":' .. wname[id] .. p .. si[id] .. sf[id]
+            .. ',"dur":' .. (dcache[d // 1000] or dpart(d // 1000)) .. frac3[d % 1000]
+            .. (wcache[detail or false] or wargs(detail))
+          if n >= FLUSH_AT then flush() end
+        end
+      elseif s == PEND then
+        close_wait(id, p, t, detail and ('"wake":' .. (qc[detail] or quote(detail))) or "")
       end
       st[id], since[id] = RUN, t
-      if running(other, t) then fres[id], frt[id] = other, t end
+      local ti = t // 1000
+      if ti ~= cur_i then cur_i, cur_s = ti, ti .. "." end
+      si[id], sf[id] = cur_s, frac3[t % 1000]
+      if other and running(other, t) then fres[id], frt[id] = other, t end
     elseif kind == "yield" then
       if s == RUN then
-        close_run(id, p, t, (loc and ('"until":' .. q(loc)) or '"until":null')
-          .. (detail and (',"await":' .. q(detail)) or ""))
+        -- Hot path, inlined: the run slice that this yield ends.
+        local d = t - since[id]
+        n = n + 1
+        local row = ycache[loc or false]
+        buf[n] = runpre[id] .. si[id] .. sf[id]
+          .. ',"dur":' .. (dcache[d // 1000] or dpart(d // 1000)) .. frac3[d % 1000]
+          .. (row and row[detail or false] or yargs(loc, detail))
+        if n >= FLUSH_AT then flush() end
+        if fpar[id] or fres[id] then flows_into(id, since[id], d) end
       end
       st[id], since[id] = WAIT, t
-      wname[id] = q(detail or loc or "wait")
+      local t1 = t + 1
+      local ti = t1 // 1000
+      if ti ~= cur_i then cur_i, cur_s = ti, ti .. "." end
+      si[id], sf[id] = cur_s, frac3[t1 % 1000]
+      local w = detail or loc or "wait"
+      wname[id] = qc[w] or quote(w)
     elseif kind == "point" then
-      emit(',\n{"ph":"i","s":"t","cat":"point","name":' .. q(loc or "point") .. p .. us(t)
-        .. (detail and (',"args":{"detail":' .. q(detail) .. '}}') or '}'))
-      records = records + 1
+      emit(',\n{"ph":"i","s":"t","cat":"point","name":' .. quote(loc or "point") .. p .. us(t)
+        .. (detail and (',"args":{"detail":' .. quote(detail) .. '}}') or '}'))
     elseif kind == "spawn" then
       st[id], since[id] = PEND, t
-      if running(other, t) then fpar[id], fpt[id] = other, t end
+      if other and running(other, t) then fpar[id], fpt[id] = other, t end
     elseif kind == "complete" or END_INSTANT[kind] then
-      local err = kind == "fail" and ('"error":' .. q(detail or "")) or ""
+      local err = kind == "fail" and ('"error":' .. quote(detail or "")) or ""
       if s == RUN then
         close_run(id, p, t, kind == "complete" and '"end":"complete"' or err)
       elseif s == WAIT or s == PEND then
@@ -176,13 +255,11 @@ function M.write(f, source, opts)
       if END_INSTANT[kind] then
         emit(',\n{"ph":"i","s":"t","cat":"end","name":' .. END_INSTANT[kind] .. p .. us(t)
           .. ',"args":{' .. err .. '}}')
-        records = records + 1
       end
       st[id] = DONE
     elseif kind == "name" and loc and not recorded[id] then
       emit(',\n{"ph":"M","name":"thread_name","pid":1,"tid":' .. id
-        .. ',"ts":0,"args":{"name":' .. q(loc) .. '}}')
-      records = records + 1
+        .. ',"ts":0,"args":{"name":' .. quote(loc) .. '}}')
     end
   end
 
@@ -203,13 +280,10 @@ function M.write(f, source, opts)
   end
 
   emit("\n]}\n")
-  if n > 0 then
-    local chunk = concat(buf, "", 1, n)
-    assert(f:write(chunk))
-    bytes = bytes + #chunk
-  end
+  flush()
   f:flush()
-  return { events = nev, records = records, tasks = ntasks, bytes = bytes }
+  -- `records` counted pieces: the closing bracket is not a trace event.
+  return { events = nev, records = records - 1, tasks = ntasks, bytes = bytes }
 end
 
 return M

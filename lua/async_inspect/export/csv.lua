@@ -45,10 +45,18 @@ function M.write_events(f, source)
   local put = w.put
   put(table.concat(M.EVENT_COLUMNS, ",") .. "\r\n")
   local n = 0
+  local fmt, mtype = string.format, math.type
   for seq, t, id, kind, loc, other, detail in source.iter_events() do
     n = n + 1
-    put(field(seq) .. "," .. field(t) .. "," .. field(id) .. "," .. field(kind) .. ","
-      .. field(loc) .. "," .. field(other) .. "," .. field(detail) .. "\r\n")
+    -- One string.format per row builds it in a C buffer instead of making
+    -- (and interning) a short string per number.
+    if mtype(seq) == "integer" and mtype(t) == "integer" and mtype(id) == "integer" then
+      put(fmt("%d,%d,%d,%s,%s,%s,%s\r\n", seq, t, id, field(kind), loc and field(loc) or "",
+        other and field(other) or "", detail and field(detail) or ""))
+    else
+      put(field(seq) .. "," .. field(t) .. "," .. field(id) .. "," .. field(kind) .. ","
+        .. field(loc) .. "," .. field(other) .. "," .. field(detail) .. "\r\n")
+    end
   end
   w.flush()
   return { events = n, bytes = w.bytes }

@@ -36,8 +36,10 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;font-size:13px;margin:4px 0}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f0f0f0;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
-table.sortable th{cursor:pointer}th[aria-sort=ascending]::after{content:" \25B2"}th[aria-sort=descending]::after{content:" \25BC"}
-.st-failed,.st-cancelled,.st-dropped{color:#c62828}.st-suspended{color:#b26a00}.st-pending{color:#1565c0}.st-running{color:#2e7d32}
+table.sortable th{cursor:pointer}
+th[aria-sort=ascending]::after{content:" \25B2"}th[aria-sort=descending]::after{content:" \25BC"}
+.st-failed,.st-cancelled,.st-dropped{color:#c62828}.st-suspended{color:#b26a00}
+.st-pending{color:#1565c0}.st-running{color:#2e7d32}
 pre{background:#f7f7f7;border:1px solid #e5e5e5;padding:6px;overflow:auto;max-width:100%;margin:4px 0}
 .scroll{overflow-x:auto}.note{color:#666;font-size:12px}
 svg{max-width:none}
@@ -189,6 +191,15 @@ local function stuck_section(put, source, tasks)
   put("</section>\n")
 end
 
+-- A point (diamond) or an abnormal end (red cross) centred on x.
+local function mark_svg(what, x, y)
+  if what == "point" then
+    return fmt('<path d="M%.1f %d l4 5 -4 5 -4 -5z" fill="#b0179c"><title>point</title></path>', x, y + 4)
+  end
+  return fmt('<path d="M%.1f %d l8 8 M%.1f %d l-8 8" stroke="#c62828" stroke-width="2">'
+    .. '<title>%s</title></path>', x - 4, y + 5, x + 4, y + 5, esc(what))
+end
+
 -- The timeline as SVG: one row per task, merged runs of equal cells.
 local function timeline_svg(rows, from, to, cells, total)
   local label_w, cell_w, row_h, top = 230, 2, 18, 8
@@ -220,14 +231,9 @@ local function timeline_svg(rows, from, to, cells, total)
       end
       j = k + 1
     end
-    for cell, what in pairs(row.marks) do
-      local x = label_w + (cell - 1) * cell_w + cell_w / 2
-      if what == "point" then
-        add(fmt('<path d="M%.1f %d l4 5 -4 5 -4 -5z" fill="#b0179c"><title>point</title></path>', x, y + 4))
-      else
-        add(fmt('<path d="M%.1f %d l8 8 M%.1f %d l-8 8" stroke="#c62828" stroke-width="2">'
-          .. '<title>%s</title></path>', x - 4, y + 5, x + 4, y + 5, esc(what)))
-      end
+    for cell = 1, cells do
+      local what = row.marks[cell]
+      if what then add(mark_svg(what, label_w + (cell - 1) * cell_w + cell_w / 2, y)) end
     end
     add("</g>\n")
   end

@@ -65,13 +65,26 @@ function M.write(f, source, opts)
   put('\n],\n"events":[')
   local n = 0
   if opts.events ~= false then
+    -- One string.format per event: it builds the whole line in a C buffer,
+    -- where concatenating numbers would first make (and intern) a short
+    -- string for each of them.
+    local fmt = string.format
+    local mtype = math.type
+    local function opt(key, v, quote_it)
+      if v == nil then return "" end
+      return key .. (quote_it and q(v) or scalar(v))
+    end
     for seq, t, id, kind, loc, other, detail in source.iter_events() do
       n = n + 1
-      put((n > 1 and ',\n{"seq":' or '\n{"seq":') .. scalar(seq) .. ',"t":' .. scalar(t)
-        .. ',"task":' .. scalar(id) .. ',"kind":' .. q(kind)
-        .. (loc and (',"loc":' .. q(loc)) or "")
-        .. (other and (',"other":' .. scalar(other)) or "")
-        .. (detail and (',"detail":' .. q(detail)) or "") .. "}")
+      local head = n > 1 and ',\n' or '\n'
+      local tail = opt(',"loc":', loc, true) .. opt(',"other":', other)
+        .. opt(',"detail":', detail, true)
+      if mtype(seq) == "integer" and mtype(t) == "integer" and mtype(id) == "integer" then
+        put(fmt('%s{"seq":%d,"t":%d,"task":%d,"kind":%s%s}', head, seq, t, id, q(kind), tail))
+      else -- floats from a recording: written exactly as numbers
+        put(head .. '{"seq":' .. scalar(seq) .. ',"t":' .. scalar(t) .. ',"task":'
+          .. scalar(id) .. ',"kind":' .. q(kind) .. tail .. "}")
+      end
     end
   end
   put("\n]}\n")

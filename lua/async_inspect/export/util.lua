@@ -225,10 +225,10 @@ end
 -- written with one `f:write(table.concat(...))` every `limit` bytes, so the
 -- memory held is bounded by `limit` whatever the size of the export.
 -- @tparam file f
--- @tparam[opt=65536] integer limit bytes buffered before a write
+-- @tparam[opt=32768] integer limit bytes buffered before a write
 -- @treturn table writer with `put(s)`, `flush()`, and field `bytes`
 function M.writer(f, limit)
-  limit = limit or 65536
+  limit = limit or 32768
   local buf, n, size = {}, 0, 0
   local w = { bytes = 0 }
   function w.put(s)

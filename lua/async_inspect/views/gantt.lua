@@ -61,15 +61,18 @@ local RECORD_STATE = { running = RUN, normal = RUN, suspended = SUSP,
 -- @tparam integer to window end (ns)
 -- @tparam integer cells number of cells across the window
 -- @treturn table sink with `feed`, `finish` and `rows` (array of
---   `{task=, cells={state...}, marks={[cell]="point"|"failed"|...}}`)
+--   `{task=, cells={state...}, marks={false or "point"|"failed"|"cancelled"|"dropped"...}}`,
+--   both arrays with one entry per cell)
 function M.raster(tasks, from, to, cells)
   local span = to - from
   if span <= 0 then span = 1 end
   local rows, by_id = {}, {}
   for i, task in ipairs(tasks) do
-    local c = {}
-    for j = 1, cells do c[j] = NONE end
-    rows[i] = { task = task, cells = c, marks = {} }
+    -- Both arrays are allocated in full up front: memory depends on rows
+    -- and cells only, never on how many events are fed.
+    local c, m = {}, {}
+    for j = 1, cells do c[j] = NONE; m[j] = false end
+    rows[i] = { task = task, cells = c, marks = m }
     by_id[task.id] = rows[i]
   end
 
@@ -220,6 +223,15 @@ end
 -- Display length of a UTF-8 string (code points; bytes when invalid).
 local function dlen(s)
   return utf8.len(s) or #s
+end
+
+-- A task name made safe for a terminal: control characters (escape
+-- sequences, line breaks) become "?", invalid UTF-8 becomes U+FFFD, and in
+-- ASCII mode every non-ASCII character becomes "?".
+local function printable(name, ascii)
+  local s = tostring(name):gsub("%c", "?")
+  if ascii then return (s:gsub("[\128-\191]*[\192-\255][\128-\191]*", "?"):gsub("[\128-\255]", "?")) end
+  return util.utf8_clean(s)
 end
 
 -- Cut or pad a string to exactly n display cells.
@@ -430,9 +442,10 @@ function M.gantt(snapshot, opts)
   for _, row in ipairs(r.rows) do
     local task = row.task
     for i = 1, cells do used[row.cells[i]] = true end
-    local label = fit(("#%d %s"):format(task.id, tostring(task.name or "?")), label_w, g.more)
+    local label = fit(("#%d %s"):format(task.id, printable(task.name or "?", opts.ascii)),
+      label_w, g.more)
     lines[#lines + 1] = label .. " " .. g.bar .. render_cells(row, cells, g, opts.color)
-      .. g.bar .. " " .. tostring(task.state or "?")
+      .. g.bar .. " " .. fit(tostring(task.state or "?"), state_w - 1, g.more)
   end
   if total > #shown then
     lines[#lines + 1] = ("(%d more tasks not shown)"):format(total - #shown)
