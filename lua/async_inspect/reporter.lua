@@ -17,8 +17,10 @@ local tty_cache
 
 local function stdout_is_tty()
   if tty_cache == nil then
-    local ok, uv = pcall(require, "luv")
-    if ok and uv.guess_handle then
+    -- luv tells without a shell, but only when the program already uses it:
+    -- loading it here would start a loop the program never asked for
+    local uv = package.loaded["luv"]
+    if type(uv) == "table" and uv.guess_handle then
       tty_cache = uv.guess_handle(1) == "tty"
     else
       tty_cache = os.execute("[ -t 1 ]") == true
