@@ -439,6 +439,7 @@ typedef struct ai_wg_node { /* a task that holds or waits */
   uint32_t mark;          /* search epoch of the last visit */
   uint32_t dmark;         /* deadlock-set epoch: in the set when == G->depoch */
   uint32_t cnt;           /* deadlock-set scratch counter */
+  uint32_t checked;       /* recheck pass that confirmed its cycle */
   uint8_t wait_mode;
   uint8_t in_cycle;       /* in a cycle reported since its wait began */
   uint8_t live;           /* in use (else on the free list) */
@@ -472,6 +473,7 @@ typedef struct ai_wg {
   uint32_t *work;   uint32_t work_cap;   /* reachable nodes, removal worklist */
   ai_wg_step *cycle; uint32_t cycle_cap; /* the last cycle found */
   uint64_t cycles;  /* deadlocks detected since init */
+  uint32_t rechecks; /* ai_wg_recheck passes */
   ai_tick start_seen; /* the inspector's clock epoch when last used (reset check) */
 } ai_wg;
 

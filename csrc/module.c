@@ -828,9 +828,13 @@ static int l_spawned(lua_State *L) {
   return 1;
 }
 
+/* The scheduler's waits and wakes (async_inspect.luv). Texts: a pinned text
+** is a light userdata that holds its id (permanent, so never counted); any
+** other text is a string. */
+
 /* pin(text) -> id: intern a text for good. For the few texts a scheduler
 ** passes over and over (wake kinds, await labels, waits): passing the id
-** then costs no hashing, and the text is never freed and made again. */
+** costs no hashing and no reference counting. */
 static int l_pin(lua_State *L) {
   ai_inspector *I = inspector(L);
   size_t len;
@@ -839,32 +843,71 @@ static int l_pin(lua_State *L) {
   luaL_argcheck(L, len <= 1024, 1, "text longer than 1024 bytes");
   id = ai_strings_intern(I->strings, s, len, 1);
   if (id == 0) return luaL_error(L, "not enough memory");
-  lua_pushinteger(L, (lua_Integer)id);
+  lua_pushlightuserdata(L, (void *)(uintptr_t)id);
   return 1;
 }
 
-/* a text argument of the sched_ bindings: a live id (from pin) or a string;
-** the result holds a reference of its own */
+static int is_text(lua_State *L, int arg) {
+  int t = lua_type(L, arg);
+  return t == LUA_TSTRING || t == LUA_TLIGHTUSERDATA;
+}
+
+/* a text argument checked by is_text; the id returned is owned by the caller
+** (a reference for a string; a pinned text needs none) */
 static ai_str sched_text(lua_State *L, ai_inspector *I, int arg) {
-  if (lua_type(L, arg) == LUA_TNUMBER) {
-    lua_Integer id = luaL_checkinteger(L, arg);
-    luaL_argcheck(L, id > 0 && id <= (lua_Integer)UINT32_MAX &&
-                     ai_strings_get(I->strings, (ai_str)id, NULL) != NULL, arg, "unknown text id");
-    ai_strings_ref(I->strings, (ai_str)id);
+  if (lua_type(L, arg) == LUA_TLIGHTUSERDATA) {
+    uintptr_t id = (uintptr_t)lua_touserdata(L, arg);
+    if (id == 0 || id > UINT32_MAX || ai_strings_get(I->strings, (ai_str)id, NULL) == NULL)
+      luaL_argerror(L, arg, "unknown text id");
     return (ai_str)id;
   }
   return check_text(L, I, arg, 1024);
 }
 
-/* sched_yield(label, level [, wait]) -> what the resume passes. One call for
-** a scheduler's wait: the next yield is an await point labelled `label` and
+/* the wake kind of the next resume of co, and co waits for nothing now */
+static void sched_wake(lua_State *L, ai_inspector *I, lua_State *co, int kind_arg) {
+  ai_task *t;
+  if (!I->enabled || (t = ai_registry_of(&I->reg, co)) == NULL) return; /* untracked: the
+                                          kind would go to the next resume of another */
+  ai_strings_release(I->strings, I->pending_wake);
+  I->pending_wake = sched_text(L, I, kind_arg);
+  ai_strings_release(I->strings, t->wait);
+  t->wait = 0;
+}
+
+/* sched_resume(co, kind, ...) -> as coroutine.resume(co, ...); the resume is
+** attributed to `kind` (the wake kind) and the task no longer waits */
+static int l_sched_resume(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  lua_State *co = lua_tothread(L, 1);
+  int r;
+  luaL_argexpected(L, co != NULL, 1, "coroutine");
+  luaL_argexpected(L, is_text(L, 2), 2, "string or pinned text");
+  sched_wake(L, I, co, 2);
+  lua_remove(L, 2);
+  r = ai_resume(I, L, co, 1, lua_gettop(L) - 1);
+  if (r < 0) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(r + 1));
+  return r + 1;
+}
+
+/* sched_yield(label, level [, wait]) -> what the resume passes. A scheduler's
+** wait in one call: the next yield is an await point labelled `label` and
 ** located `level` frames above the caller (as await_point), the task waits
-** for `wait` (pinned ids or strings), and the coroutine yields. */
+** for `wait` (texts: strings or pinned), and the coroutine yields. */
 static int l_sched_yield(lua_State *L) {
   ai_inspector *I = inspector(L);
-  lua_Integer level = luaL_checkinteger(L, 2);
+  int isnum;
+  lua_Integer level = lua_tointegerx(L, 2, &isnum);
   ai_task *t;
-  luaL_argcheck(L, level >= 1 && level < 1000, 2, "level out of range");
+  luaL_argexpected(L, is_text(L, 1), 1, "string or pinned text");
+  luaL_argcheck(L, isnum && level >= 1 && level < 1000, 2, "level from 1 to 999 expected");
+  luaL_argexpected(L, lua_isnoneornil(L, 3) || is_text(L, 3), 3, "string or pinned text");
   if (!lua_isyieldable(L))
     return luaL_error(L, "attempt to yield from outside a coroutine or across a C-call boundary");
   if (I->enabled && (t = ai_registry_of(&I->reg, L)) != NULL) {
@@ -877,39 +920,7 @@ static int l_sched_yield(lua_State *L) {
     ai_strings_release(I->strings, t->wait);
     t->wait = wait;
   }
-  lua_settop(L, 0);
   return lua_yield(L, 0);
-}
-
-/* sched_resume(co, kind, ...) -> as coroutine.resume(co, ...); the resume is
-** attributed to `kind` (a pinned id or a string: the wake kind) and the
-** task no longer waits for anything */
-static int l_sched_resume(lua_State *L) {
-  ai_inspector *I = inspector(L);
-  lua_State *co = lua_tothread(L, 1);
-  int r;
-  luaL_argexpected(L, co != NULL, 1, "coroutine");
-  luaL_checkany(L, 2);
-  if (I->enabled) {
-    ai_task *t = ai_registry_of(&I->reg, co);
-    if (t != NULL) { /* untracked: the wake would go to the next resume */
-      ai_str kind = sched_text(L, I, 2);
-      ai_strings_release(I->strings, I->pending_wake);
-      I->pending_wake = kind;
-      ai_strings_release(I->strings, t->wait);
-      t->wait = 0;
-    }
-  }
-  lua_remove(L, 2);
-  r = ai_resume(I, L, co, 1, lua_gettop(L) - 1);
-  if (r < 0) {
-    lua_pushboolean(L, 0);
-    lua_insert(L, -2);
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  lua_insert(L, -(r + 1));
-  return r + 1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -988,11 +999,16 @@ static uint64_t wg_opt_units(lua_State *L, int arg) {
   return (uint64_t)n;
 }
 
-/* location at stack level `arg` (an integer, default dflt) of L */
-static ai_str wg_where(lua_State *L, ai_inspector *I, int arg, int dflt) {
+/* a stack level argument (an integer, default dflt) */
+static int wg_level(lua_State *L, int arg, int dflt) {
   lua_Integer level = luaL_optinteger(L, arg, dflt);
   luaL_argcheck(L, level >= 0 && level < 1000, arg, "level out of range");
-  return I->locations ? ai_site_location(I, L, (int)level) : 0;
+  return (int)level;
+}
+
+/* "source:line" of L at a stack level (0 when locations are off) */
+static ai_str wg_where(lua_State *L, ai_inspector *I, int level) {
+  return I->locations ? ai_site_location(I, L, level) : 0;
 }
 
 /* a task's record, found in O(1) through the slot the graph remembered */
@@ -1067,12 +1083,13 @@ static int l_wg_acquire(lua_State *L) {
   ai_wg_handle h = wg_check(L, 1);
   uint8_t mode = wg_opt_mode(L, 2);
   uint64_t n = wg_opt_units(L, 3), id;
+  int level = wg_level(L, 4, 2);
   uint32_t slot;
   ai_wg *G;
   if (I->closed) return 0;
   G = wg_of(L, I);
   if (!I->enabled || !wg_self(I, L, &id, &slot)) ai_wg_acquire_anon(G, h, n);
-  else if (!ai_wg_acquire(G, h, id, slot, mode, n, wg_where(L, I, 4, 2), ai_now()))
+  else if (!ai_wg_acquire(G, h, id, slot, mode, n, wg_where(L, I, level), ai_now()))
     return luaL_error(L, "not enough memory");
   return 0;
 }
@@ -1185,18 +1202,20 @@ static int l_wg_wait(lua_State *L) {
   ai_inspector *I = inspector(L);
   ai_wg_handle h = wg_check(L, 1);
   uint8_t mode = wg_opt_mode(L, 2);
-  ai_str at = wg_where(L, I, 3, 2);
+  int level = wg_level(L, 3, 2);
   uint64_t id;
   uint32_t slot;
   ai_wg *G;
   const ai_wg_res *r;
   ai_task *t;
   ai_tick now = ai_now();
+  ai_str at;
   int len;
   if (!lua_isnoneornil(L, 4)) luaL_checkstring(L, 4);
   if (I->closed || !I->enabled || !wg_self(I, L, &id, &slot)) return 0;
   G = wg_of(L, I);
   if ((r = ai_wg_res_of(G, h)) == NULL) return 0;
+  at = wg_where(L, I, level);
   if ((t = wg_record(I, id, slot)) != NULL) wg_announce(L, I, t, r, at);
   len = ai_wg_wait(G, h, id, slot, mode, at, now);
   lua_pushinteger(L, (lua_Integer)id);
@@ -1255,31 +1274,29 @@ static int l_wg_unwait(lua_State *L) {
   return 0;
 }
 
-/* a task argument of wg_wait_task: a coroutine or a task id */
-static ai_task *wg_task_arg(lua_State *L, ai_inspector *I, int arg) {
-  luaL_argexpected(L, lua_type(L, arg) == LUA_TTHREAD || lua_isinteger(L, arg), arg,
-                   "coroutine or task id");
-  return check_task(L, I, arg);
-}
-
 /* wg_wait_task(waiter, target [, at]) -> cycle or nil: waiter (coroutine or
 ** id) waits for task target to end (a join, an await of a known task); at:
 ** "source:line" or a stack level of the running thread (default 2) */
 static int l_wg_wait_task(lua_State *L) {
   ai_inspector *I = inspector(L);
-  ai_task *w = wg_task_arg(L, I, 1), *t = wg_task_arg(L, I, 2);
+  ai_task *w, *t;
   ai_str at;
   ai_wg *G;
   ai_tick now = ai_now();
-  int len;
-  if (lua_type(L, 3) == LUA_TSTRING) {
+  int len, text = lua_type(L, 3) == LUA_TSTRING, level = text ? 0 : wg_level(L, 3, 2);
+  luaL_argexpected(L, lua_type(L, 1) == LUA_TTHREAD || lua_isinteger(L, 1), 1, "coroutine or task id");
+  luaL_argexpected(L, lua_type(L, 2) == LUA_TTHREAD || lua_isinteger(L, 2), 2, "coroutine or task id");
+  if (I->closed || !I->enabled) return 0;
+  w = check_task(L, I, 1);
+  t = check_task(L, I, 2);
+  if (w == NULL || t == NULL) return 0;
+  if (text) {
     size_t n;
     const char *s = lua_tolstring(L, 3, &n);
     at = ai_strings_intern(I->strings, s, n > 1024 ? 1024 : n, 1); /* a location: permanent */
   } else {
-    at = wg_where(L, I, 3, 2);
+    at = wg_where(L, I, level);
   }
-  if (I->closed || !I->enabled || w == NULL || t == NULL) return 0;
   G = wg_of(L, I);
   len = ai_wg_wait_task(G, w->id, w->slot, t->id, t->slot, at, now);
   if (len >= 0) {

@@ -659,11 +659,18 @@ static int detect(ai_wg *G, uint32_t start) {
   return len <= 0 ? (int)len : record_cycle(G, (uint32_t)len);
 }
 
+/* one search confirms every task of the cycle it finds: each cycle of a
+** recheck costs one search, not one per member */
 void ai_wg_recheck(ai_wg *G) {
-  uint32_t n;
+  uint32_t n, i, pass = ++G->rechecks;
   for (n = 1; n <= G->nnode; n++) {
     ai_wg_node *x = &G->node[n - 1];
-    if (x->live && x->in_cycle && find_cycle(G, n) == 0) G->node[n - 1].in_cycle = 0;
+    int64_t len;
+    if (!x->live || !x->in_cycle || x->checked == pass) continue;
+    len = find_cycle(G, n);
+    if (len == 0) G->node[n - 1].in_cycle = 0;
+    for (i = 0; i < (uint32_t)(len > 0 ? len : 0); i++)
+      G->node[G->stack[i * F_WORDS + F_NODE] - 1].checked = pass;
   }
 }
 

@@ -135,6 +135,28 @@ static void test_mutex_cycles(void) {
   ai_wg_free(&G);
 }
 
+/* a reported cycle broken later (a wait cancelled) no longer marks its tasks */
+static void test_recheck(void) {
+  ai_wg G;
+  ai_wg_handle m[3];
+  int i;
+  CHECK(ai_wg_init(&G));
+  for (i = 0; i < 3; i++) {
+    m[i] = mutex(&G, 1);
+    CHECK(lock(&G, m[i], T(i + 1), 1));
+  }
+  CHECK(wait_for(&G, m[1], T(1), 2) == 0);
+  CHECK(wait_for(&G, m[2], T(2), 2) == 0);
+  CHECK(wait_for(&G, m[0], T(3), 2) == 3);
+  ai_wg_recheck(&G); /* still a cycle: the marks stay */
+  for (i = 1; i <= 3; i++) CHECK(ai_wg_node_of(&G, T(i))->in_cycle);
+  ai_wg_unwait(&G, T(3)); /* the task that closed it gave up */
+  CHECK(ai_wg_node_of(&G, T(1))->in_cycle); /* stale until rechecked */
+  ai_wg_recheck(&G);
+  CHECK(!ai_wg_node_of(&G, T(1))->in_cycle && !ai_wg_node_of(&G, T(2))->in_cycle);
+  ai_wg_free(&G);
+}
+
 static void test_no_false_cycles(void) {
   ai_wg G;
   ai_wg_handle a, b, e, ch;
@@ -335,6 +357,7 @@ int main(void) {
   test_handles();
   test_holds_and_stats();
   test_mutex_cycles();
+  test_recheck();
   test_no_false_cycles();
   test_self_deadlock();
   test_semaphore();

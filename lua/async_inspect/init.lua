@@ -307,8 +307,12 @@ function M.stats() return core.stats() end
 -- @treturn integer
 function M.now() return core.now() end
 
---- Forget every task and event; the clock restarts.
-function M.reset() core.reset() end
+--- Forget every task and event; the clock restarts. Deadlock history goes too.
+function M.reset()
+  core.reset()
+  local deadlock = package.loaded["async_inspect.deadlock"]
+  if deadlock and deadlock.clear then deadlock.clear() end
+end
 
 --- A snapshot for views and exports (docs/internals.md).
 -- @tparam[opt] table opts `{events=true}` to include the events
@@ -375,6 +379,22 @@ M.states = where.states
 M.locals = where.locals
 --- Print the task tree. @function tree
 M.tree = where.tree
+
+-- resources and deadlocks (async_inspect.resource, async_inspect.deadlock) -----------
+
+--- A tracked resource for another library's lock: `ai.resource(name, kind)`
+-- with `:waiting()`, `:acquired()`, `:released()`. See docs/deadlocks.md.
+-- @usage local r = ai.resource("db pool", "semaphore"); r:waiting(); ...; r:acquired()
+function M.resource(...)
+  return require("async_inspect.resource")(...)
+end
+
+--- Call `fn(report)` each time a deadlock forms; returns a function that removes it.
+-- @tparam function fn
+-- @usage ai.on_deadlock(function(d) log(d.text) end)
+function M.on_deadlock(fn)
+  return require("async_inspect.deadlock").on_deadlock(fn)
+end
 
 -- submodules, loaded on first use ---------------------------------------------------
 
