@@ -311,6 +311,7 @@ typedef struct ai_inspector {
   int ci_layout_ok;      /* CallInfo savedpc layout verified at load */
   int cl_layout_ok;      /* LClosure proto layout verified at load */
   int state_layout_ok;   /* lua_State status/ci layout verified at load */
+  int fast_sites;        /* both layouts hold: yield sites read inline */
   char co_typename[16];  /* "coroutine" or "thread", as this Lua says it */
   uint32_t sample_threshold; /* track a new task when rand < threshold; max = all */
   uint64_t rng;

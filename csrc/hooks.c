@@ -152,7 +152,7 @@ static ai_str locate_slow(ai_inspector *I, lua_State *co, int level, int *is_c) 
   return 0;
 }
 
-static uint32_t key_hash(const void *key) {
+static inline uint32_t key_hash(const void *key) {
   uintptr_t p = (uintptr_t)key;
   return (uint32_t)((p >> 2) ^ (p >> 13)) & (AI_SITE_CACHE - 1);
 }
@@ -187,6 +187,21 @@ ai_str ai_site_location(ai_inspector *I, lua_State *L, int level) {
     s->loc = loc;
   }
   return loc;
+}
+
+/* the hot path's yield location: the cache hit inline (three loads to the
+** saved pc of the yielding frame's caller, one probe); anything else goes
+** through ai_site_location */
+static inline ai_str yield_site(ai_inspector *I, lua_State *co) {
+  if (l_likely(I->fast_sites)) {
+    const struct ci_prefix *up = (const struct ci_prefix *)state_of(co)->ci->previous;
+    if (l_likely(up->previous != NULL)) {
+      const void *pc = up->savedpc;
+      const ai_site *s = &I->sites[key_hash(pc)];
+      if (l_likely(s->key == pc && s->epoch == I->epoch && pc != NULL)) return s->loc;
+    }
+  }
+  return ai_site_location(I, co, 1);
 }
 
 /* "source:line" where the function at idx is defined: the default task
@@ -298,6 +313,7 @@ static int check_state_layout(lua_State *L) {
 int ai_hooks_check_layout(ai_inspector *I, lua_State *L) {
   I->state_layout_ok = check_state_layout(L);
   I->ci_layout_ok = check_ci_layout(L);
+  I->fast_sites = I->state_layout_ok && I->ci_layout_ok;
   I->cl_layout_ok = check_closure_layout(L);
   return I->ci_layout_ok && I->cl_layout_ok && I->state_layout_ok;
 }
@@ -656,7 +672,7 @@ resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
     ai_str loc = 0, label = 0;
     t->state = AI_SUSPENDED;
     if (l_unlikely(I->pending_task == t->id)) take_pending(I, t, &loc, &label);
-    if (loc == 0 && I->locations) loc = ai_site_location(I, co, 1);
+    if (loc == 0 && I->locations) loc = yield_site(I, co);
     t->where = loc;
     if (l_unlikely(t->await_label != 0)) ai_strings_release(I->strings, t->await_label);
     t->await_label = label;
