@@ -396,6 +396,27 @@ function M.on_deadlock(fn)
   return require("async_inspect.deadlock").on_deadlock(fn)
 end
 
+-- remote console and recording (async_inspect.remote, async_inspect.record) ---------
+
+--- Serve snapshots and the live event stream over TCP (newline-delimited JSON,
+-- docs/dashboard.md). Loopback unless `allow_remote = true`; optional `token`.
+-- @tparam table opts `{host="127.0.0.1", port=0, token=nil, allow_remote=false}`
+-- @return the server, with `.port`, `:stats()`, `:close()`
+-- @usage local server = ai.serve{ port = 7070 }
+function M.serve(opts)
+  return require("async_inspect.remote").serve(opts)
+end
+
+--- Write the event stream to a file as it happens (bounded buffering,
+-- flushed at exit); replay it with `async-inspect replay FILE`.
+-- @tparam string path
+-- @tparam[opt] table opts
+-- @return the recorder, with `:flush()` and `:stop()`
+-- @usage local rec <close> = ai.record("run.aiq")
+function M.record(path, opts)
+  return require("async_inspect.record").record(path, opts)
+end
+
 -- submodules, loaded on first use ---------------------------------------------------
 
 local lazy = {

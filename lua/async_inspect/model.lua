@@ -1,11 +1,13 @@
 --- Rebuild snapshots from an event stream, so the remote console and replay draw the same
 -- views as the live dashboard.
 --
--- A model holds task records (the fields of docs/internals.md) and applies events to them:
--- `spawn` creates a pending task, `resume` makes it running (and its resumer `normal`),
--- `yield` suspends it at `loc` with the await label `detail`, `complete`/`fail`/`cancel`/
--- `drop` end it, `name` renames it. Busy time is the time between a resume and the next
--- yield or end of the same task; a task running at the snapshot time counts up to it.
+-- A model holds task records (the fields of docs/internals.md) and applies events to them
+-- as the C core does: `spawn` creates a pending task, `resume` makes it running (and its
+-- resumer `normal`, without changing the resumer's `last_change`) and clears its yield
+-- site, `yield` suspends it at `loc` with the await label `detail` (kept until the next
+-- yield), `complete`/`fail`/`cancel`/`drop` end it, `name` renames it. Busy time is the
+-- time between a resume and the next yield or end of the same task, nested resumes
+-- included; a task running at the snapshot time counts up to it.
 -- What events cannot tell (default names, kind, `wait`, `where_fn`, resources, warnings)
 -- comes from task meta messages and snapshots loaded into the model.
 --
@@ -83,12 +85,10 @@ local function stop_running(self, rec, t)
   end
   local by = self.resumed_by[rec.id]
   if by then
+    -- back to running; like the core, this is not a change of `last_change`
     self.resumed_by[rec.id] = nil
     local r = self.tasks[by]
-    if r and r.state == "normal" then
-      r.state = "running"
-      r.last_change = t
-    end
+    if r and r.state == "normal" then r.state = "running" end
   end
 end
 
@@ -128,14 +128,14 @@ function APPLY.resume(self, e)
   rec.resumes = (rec.resumes or 0) + 1
   rec.first_resume = rec.first_resume or e.t
   rec.last_change = e.t
-  rec.where, rec.where_fn, rec.await, rec.wait = nil, nil, nil, nil
+  -- the await label stays until the next yield; the yield site and the wait end here
+  rec.where, rec.where_fn, rec.wait = nil, nil, nil
   self.since[e.task] = e.t
   local by = e.other
   if by and by ~= 0 and by ~= e.task then
     local r = self.tasks[by]
     if r and r.state == "running" then
       r.state = "normal"
-      r.last_change = e.t
       self.resumed_by[e.task] = by
     end
   end
@@ -158,7 +158,8 @@ local function finish(self, e)
   rec.state = FINAL[e.kind]
   rec.ended = e.t
   rec.last_change = e.t
-  rec.where, rec.where_fn, rec.await, rec.wait = nil, nil, nil, nil
+  -- a task cancelled while suspended keeps its yield site and await label
+  rec.wait = nil
   if e.kind == "fail" then rec.error = e.detail end
 end
 APPLY.complete, APPLY.fail, APPLY.cancel, APPLY.drop = finish, finish, finish, finish
@@ -221,6 +222,7 @@ function Model:apply_meta(meta)
     self.placeholder[meta.id] = nil
   end
   if meta.kind then rec.kind = meta.kind end
+  if meta["function"] then rec["function"] = meta["function"] end
   if meta.created_at and not rec.created_at then rec.created_at = meta.created_at end
   if meta.parent and meta.parent ~= 0 and not rec.parent then rec.parent = meta.parent end
 end
@@ -273,6 +275,14 @@ function Model:load_snapshot(snap, opts)
       end
     end
   end
+  if type(snap.events) == "table" then
+    -- keep the snapshot's events for the views (they are already in the figures)
+    local last = self.ev[self.ev_last]
+    local last_seq = last and last.seq or 0
+    for _, e in ipairs(snap.events) do
+      if not e.seq or e.seq > last_seq then push_event(self, e) end
+    end
+  end
   local seq = opts.seq or snap.seq
   if seq and seq > self.seq then self.seq = seq end
   if snap.t > self.t then self.t = snap.t end
@@ -282,9 +292,12 @@ end
 
 --- Count a gap of lost events (the source overwrote them before they were read).
 -- @tparam integer n number of events lost
-function Model:lose(n)
+-- @tparam[opt] integer to seq of the last event lost: the next event is not a gap again
+function Model:lose(n, to)
   check(n, "number", 1, "lose")
+  check(to, "number", 2, "lose", true)
   self.lost = self.lost + n
+  if to and to > self.seq then self.seq = to end
 end
 
 --- The events kept by the model, oldest first (a new array).
@@ -318,9 +331,11 @@ function Model:snapshot(opts)
   end
   table.sort(list, function(a, b) return a.id < b.id end)
   local base = self.base_stats
+  -- events_dropped is the source's count (ring overwrites, from its last snapshot);
+  -- events_lost counts the events missing from the stream this model read
   local stats = {
     tasks = #list, active = active, events = self.seq,
-    events_dropped = (base.events_dropped or 0) + self.lost,
+    events_dropped = base.events_dropped or 0, events_lost = self.lost,
     evicted = base.evicted or 0, uptime = t,
   }
   for _, k in ipairs(STAT_KEYS) do stats[k] = counts[k] or 0 end
@@ -357,7 +372,7 @@ function Model:feed(msg)
   elseif ty == "snapshot" then
     self:load_snapshot(msg.snapshot, { full = msg.full ~= false, seq = msg.seq })
   elseif ty == "gap" then
-    self:lose(msg.lost or 0)
+    self:lose(msg.lost or 0, msg.to)
   end
 end
 

@@ -10,7 +10,7 @@ local M = {}
 local COMMON = {
   { "Views", {
     { "1..6, tab, shift-tab", "Tasks, Detail, Timeline, Tree, Resources, Warnings" },
-    { "?", "this help (any key closes it)" },
+    { "?", "this help (up/down scroll it, any other key closes it)" },
     { "q", "quit the dashboard" },
     { "ctrl-l", "redraw the screen" },
   } },

@@ -102,10 +102,16 @@ function M.render(snap, opts)
       lines[#lines + 1] = "   waiter  " .. party(w, by, snap.t, opts)
     end
   end
-  for i, l in ipairs(lines) do
-    if util.width(l) > width then lines[i] = util.fit(l, width) end
+  -- long lines continue, indented, on the next lines
+  local out = {}
+  for _, l in ipairs(lines) do
+    if util.width(l) > width then
+      for _, part in ipairs(util.wrap(l, width, "       ")) do out[#out + 1] = part end
+    else
+      out[#out + 1] = l
+    end
   end
-  return lines
+  return out
 end
 
 return setmetatable(M, { __call = function(_, ...) return M.render(...) end })

@@ -21,7 +21,7 @@ local TITLES = {
 -- Layout at any width: numbers fixed, text columns share the rest; at narrow widths the
 -- await, then the location and idle columns are dropped.
 local SPECS = {
-  { w = 5 },
+  { w = 6 },
   { w = 5, align = "right" },
   { min = 10, weight = 4 },
   { w = 6, align = "right" },
@@ -142,7 +142,10 @@ function M.summary(snap)
   if type(stats) == "table" and stats.events then
     s = s .. " | " .. tostring(stats.events) .. " events"
     if (stats.events_dropped or 0) > 0 then
-      s = s .. " (" .. tostring(stats.events_dropped) .. " lost)"
+      s = s .. " (" .. tostring(stats.events_dropped) .. " overwritten)"
+    end
+    if (stats.events_lost or 0) > 0 then
+      s = s .. " (" .. tostring(stats.events_lost) .. " not received)"
     end
   end
   return s
@@ -222,7 +225,8 @@ function M.render(snap, opts)
   local widths = util.layout(SPECS, width - 2)
   local summary = M.summary(snap)
   if opts.filter and opts.filter ~= "" then
-    summary = summary .. " | filter '" .. sanitize(opts.filter) .. "': " .. #rows .. " shown"
+    -- first, so that a narrow screen cuts the counts rather than the filter
+    summary = "filter '" .. sanitize(opts.filter) .. "': " .. #rows .. " shown | " .. summary
   end
   local lines = { util.truncate(summary, width, opts), "  " .. header(widths, opts, c) }
   local visible = (opts.height or (#rows + 2)) - 2

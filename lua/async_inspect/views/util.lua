@@ -262,6 +262,7 @@ function M.fit(s, w)
 end
 
 --- Wrap sanitized text to lines of at most `w` columns, breaking at spaces when possible.
+-- Leading spaces of the text are kept on the first line.
 -- @tparam string s
 -- @tparam integer w
 -- @tparam[opt] string indent prefix for continuation lines
@@ -270,7 +271,10 @@ function M.wrap(s, w, indent)
   w = max(1, w)
   indent = indent or ""
   if M.width(indent) >= w then indent = "" end
-  local lines, line, empty = {}, "", true
+  -- the first line keeps its own leading spaces
+  local lead = s:match("^ *")
+  if M.width(lead) >= w then lead = "" end
+  local lines, line, empty = {}, lead, true
   for word in s:gmatch("%S+") do
     local cand = empty and (line .. word) or (line .. " " .. word)
     if not empty and M.width(cand) > w then
