@@ -876,24 +876,40 @@ static void sched_wake(lua_State *L, ai_inspector *I, lua_State *co, int kind_ar
 }
 
 /* sched_resume(co, kind, ...) -> as coroutine.resume(co, ...); the resume is
-** attributed to `kind` (the wake kind) and the task no longer waits */
+** attributed to `kind` (the wake kind) and the task no longer waits. Goes
+** through ai_resume_raw, as any C scheduler does: this closure is not a
+** hook and has not the hooks' upvalues (the first yield's anchor comes from
+** the registry). Results and errors as lcorolib's auxresume. */
 static int l_sched_resume(lua_State *L) {
   ai_inspector *I = inspector(L);
   lua_State *co = lua_tothread(L, 1);
-  int r;
+  int narg, nres, status;
   luaL_argexpected(L, co != NULL, 1, "coroutine");
   luaL_argexpected(L, is_text(L, 2), 2, "string or pinned text");
   sched_wake(L, I, co, 2);
   lua_remove(L, 2);
-  r = ai_resume(I, L, co, 1, lua_gettop(L) - 1);
-  if (r < 0) {
+  narg = lua_gettop(L) - 1;
+  if (!lua_checkstack(co, narg)) {
     lua_pushboolean(L, 0);
-    lua_insert(L, -2);
+    lua_pushliteral(L, "too many arguments to resume");
     return 2;
   }
-  lua_pushboolean(L, 1);
-  lua_insert(L, -(r + 1));
-  return r + 1;
+  lua_xmove(L, co, narg);
+  status = ai_resume_raw(I, L, co, narg, &nres);
+  if (status == LUA_OK || status == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "too many results to resume");
+      return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_xmove(co, L, nres);
+    return nres + 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_xmove(co, L, 1); /* the error object */
+  return 2;
 }
 
 /* sched_yield(label, level [, wait]) -> what the resume passes. A scheduler's
