@@ -63,7 +63,7 @@ typedef struct ai_event {
                        fail: error text. Reference counted, 0 = none */
 } ai_event;
 
-#define ai_event_kind(e) ((uint8_t)((e)->tk & 0xff))
+#define ai_event_kind(e) ((uint8_t)((e)->tk & 0x7f))
 #define ai_event_task(e) ((e)->tk >> 8)
 
 typedef struct ai_timeline {
@@ -85,19 +85,23 @@ uint64_t ai_timeline_first(const ai_timeline *T);
 const ai_event *ai_timeline_get(const ai_timeline *T, uint64_t seq);
 void ai_timeline_release_event(ai_timeline *T, ai_event *e);
 
+/* the kind byte's top bit: this event holds string references, released
+** when it is overwritten (one test on the hot path instead of three) */
+#define AI_EV_OWNS 0x80u
+
 /* record one event; the hot path: no allocation, no formatting.
 ** Takes over one reference of `detail` (and of `loc` for points and names). */
 static inline void ai_timeline_push(ai_timeline *T, uint8_t kind, uint64_t task,
                                     uint64_t other, ai_str loc, ai_str detail,
                                     ai_tick t) {
   ai_event *e = &T->ev[T->widx];
+  uint64_t owns = (detail != 0 || kind == AI_EV_POINT || kind == AI_EV_NAME) ? AI_EV_OWNS : 0;
   if (++T->widx == T->cap) T->widx = 0;
   if (e->tk != 0) { /* overwriting the oldest event */
     T->dropped++;
-    if (e->detail != 0 || ai_event_kind(e) == AI_EV_POINT || ai_event_kind(e) == AI_EV_NAME)
-      ai_timeline_release_event(T, e);
+    if (e->tk & AI_EV_OWNS) ai_timeline_release_event(T, e);
   }
-  e->t = t; e->tk = task << 8 | kind; e->other = other;
+  e->t = t; e->tk = task << 8 | kind | owns; e->other = other;
   e->loc = loc; e->detail = detail;
   T->next_seq++;
 }
@@ -251,10 +255,9 @@ static inline void ai_hist_add(ai_hist *h, uint64_t v) {
     int shift = 63 - __builtin_clzll(v) - AI_HIST_SUB_BITS;
     b = (uint32_t)((shift + 1) * AI_HIST_SUB + ((v >> shift) - AI_HIST_SUB));
   }
-  /* no min and no sum here: read-out derives them from the buckets
+  /* no min, max or sum here: read-out derives them from the buckets
   ** (ai_hist_settle), within the buckets' 1.6% */
   h->buckets[b]++;
-  if (v > h->max) h->max = v;
   h->count++;
 }
 void ai_hist_merge(ai_hist *into, const ai_hist *from);

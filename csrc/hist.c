@@ -89,14 +89,16 @@ void ai_hist_settle(ai_hist *h) {
   uint32_t i;
   int first = 1;
   h->sum = 0;
+  h->max = 0;
   for (i = 0; i < AI_HIST_BUCKETS; i++) {
     uint64_t v;
     if (h->buckets[i] == 0) continue;
     v = ai_hist_bucket_value(i);
     if (first) {
-      h->min = v < h->max ? v : h->max;
+      h->min = v;
       first = 0;
     }
+    h->max = v;
     h->sum += (double)v * (double)h->buckets[i];
   }
 }

@@ -85,7 +85,10 @@ struct state_prefix {
 #define state_of(L) ((const struct state_prefix *)(const void *)(L))
 
 /* lua_status without a call, once the layout is verified */
-static inline int fast_status(const ai_inspector *I, lua_State *co) {
+/* fast: the hook family chosen at load knows the layouts hold (FAST_HOOKS) */
+static inline __attribute__((always_inline)) int fast_status(const ai_inspector *I, lua_State *co,
+                                                              int fast) {
+  if (fast) return state_of(co)->status;
   return l_likely(I->state_layout_ok) ? state_of(co)->status : lua_status(co);
 }
 
@@ -192,8 +195,9 @@ ai_str ai_site_location(ai_inspector *I, lua_State *L, int level) {
 /* the hot path's yield location: the cache hit inline (three loads to the
 ** saved pc of the yielding frame's caller, one probe); anything else goes
 ** through ai_site_location */
-static inline ai_str yield_site(ai_inspector *I, lua_State *co) {
-  if (l_likely(I->fast_sites)) {
+static inline __attribute__((always_inline)) ai_str yield_site(ai_inspector *I, lua_State *co,
+                                                               int fast) {
+  if (fast || l_likely(I->fast_sites)) {
     const struct ci_prefix *up = (const struct ci_prefix *)state_of(co)->ci->previous;
     if (l_likely(up->previous != NULL)) {
       const void *pc = up->savedpc;
@@ -572,17 +576,19 @@ static void anchor_thread(lua_State *L, lua_State *co, ai_task *t) {
 ** unknown coroutine is adopted, a sampled-out one ignored, and only a
 ** suspended or fresh coroutine really runs (otherwise lua_resume raises its
 ** own error) */
-static inline ai_task *resumable_task(ai_inspector *I, lua_State *L, lua_State *co) {
+static inline __attribute__((always_inline)) ai_task *resumable_task(ai_inspector *I, lua_State *L,
+                                                                     lua_State *co, int fast) {
   ai_task *t = ai_extra_record(&I->reg, co);
   if (l_unlikely(t == NULL || t->co != co || t->id == 0)) {
     if (t == &I->ignored_rec || (t = ai_adopt(I, L, co)) == NULL) return NULL;
   }
-  if (l_likely(t->state == AI_SUSPENDED)) return fast_status(I, co) == LUA_YIELD ? t : NULL;
-  return (t->state == AI_PENDING && fast_status(I, co) == LUA_OK) ? t : NULL;
+  if (l_likely(t->state == AI_SUSPENDED)) return fast_status(I, co, fast) == LUA_YIELD ? t : NULL;
+  return (t->state == AI_PENDING && fast_status(I, co, fast) == LUA_OK) ? t : NULL;
 }
 
 /* the resumer's record when it is a task (not the main thread) */
 static inline ai_task *resumer_task(ai_inspector *I, lua_State *L) {
+  if (l_likely(*ai_extra(L) == &I->main_rec)) return NULL; /* the common case */
   return ai_registry_of(&I->reg, L);
 }
 
@@ -597,8 +603,12 @@ static inline void resume_begin(ai_inspector *I, ai_task *t, ai_task *rt, ai_tic
   t->state = AI_RUNNING;
   t->resumes++;
   t->resume_start = now; /* a running task's last change (see module.c) */
-  ai_timeline_push(&I->tl, AI_EV_RESUME, t->id, rid, 0, I->pending_wake, now);
-  I->pending_wake = 0;
+  if (l_likely(I->pending_wake == 0)) {
+    ai_timeline_push(&I->tl, AI_EV_RESUME, t->id, rid, 0, 0, now);
+  } else { /* a luv callback said what woke it: the event takes the reference */
+    ai_timeline_push(&I->tl, AI_EV_RESUME, t->id, rid, 0, I->pending_wake, now);
+    I->pending_wake = 0;
+  }
 }
 
 /* a resume longer than long_poll_ticks: counted, and kept in the small log
@@ -661,7 +671,7 @@ resume_ended(ai_inspector *I, lua_State *L, lua_State *co, ai_task *t, int statu
 ** co_idx: where co sits in L (0: not on L's stack) */
 static inline __attribute__((always_inline)) void
 resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
-                              ai_task *t, int status, lua_State *errL) {
+                              ai_task *t, int status, lua_State *errL, int fast) {
   ai_tick now = ai_now();
   uint64_t ran = now - t->resume_start;
   t->busy += ran;
@@ -672,7 +682,7 @@ resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
     ai_str loc = 0, label = 0;
     t->state = AI_SUSPENDED;
     if (l_unlikely(I->pending_task == t->id)) take_pending(I, t, &loc, &label);
-    if (loc == 0 && I->locations) loc = yield_site(I, co);
+    if (loc == 0 && I->locations) loc = yield_site(I, co, fast);
     t->where = loc;
     if (l_unlikely(t->await_label != 0)) ai_strings_release(I->strings, t->await_label);
     t->await_label = label;
@@ -690,8 +700,8 @@ resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
 ** sits in L */
 static inline __attribute__((always_inline)) int
 resume_tracked(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
-                                 int narg) {
-  ai_task *t = resumable_task(I, L, co), *rt;
+                                 int narg, int fast) {
+  ai_task *t = resumable_task(I, L, co, fast), *rt;
   uint64_t id, rid;
   int status, r;
   if (t == NULL) return auxresume(L, co, narg);
@@ -701,14 +711,14 @@ resume_tracked(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
   resume_begin(I, t, rt, ai_now());
   r = auxresume_status(L, co, narg, &status);
   /* a reset inside the resume may have recycled the records */
-  if (l_likely(t->id == id && status != -1)) resume_end(I, L, co, co_idx, t, status, L);
+  if (l_likely(t->id == id && status != -1)) resume_end(I, L, co, co_idx, t, status, L, fast);
   if (rt != NULL && rt->id == rid && rt->state == AI_NORMAL) rt->state = AI_RUNNING;
   return r;
 }
 
 int ai_resume(ai_inspector *I, lua_State *L, lua_State *co, int co_idx, int narg) {
   if (!I->enabled) return auxresume(L, co, narg);
-  return resume_tracked(I, L, co, co_idx, narg);
+  return resume_tracked(I, L, co, co_idx, narg, 0);
 }
 
 /* the same for a C scheduler: plain lua_resume contract (async_inspect.h) */
@@ -716,13 +726,13 @@ int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *n
   ai_task *t, *rt;
   uint64_t id, rid;
   int status;
-  if (!I->enabled || (t = resumable_task(I, L, co)) == NULL) return lua_resume(co, L, narg, nres);
+  if (!I->enabled || (t = resumable_task(I, L, co, 0)) == NULL) return lua_resume(co, L, narg, nres);
   rt = resumer_task(I, L);
   rid = rt ? rt->id : 0;
   id = t->id;
   resume_begin(I, t, rt, ai_now());
   status = lua_resume(co, L, narg, nres);
-  if (l_likely(t->id == id)) resume_end(I, L, co, 0, t, status, co);
+  if (l_likely(t->id == id)) resume_end(I, L, co, 0, t, status, co, 0);
   if (rt != NULL && rt->id == rid && rt->state == AI_NORMAL) rt->state = AI_RUNNING;
   return status;
 }
@@ -732,7 +742,7 @@ static inline __attribute__((always_inline)) int resume_hook(lua_State *L, int t
   ai_inspector *I = inspector_of(L, trusted);
   int r;
   luaL_argexpected(L, co, 1, I->co_typename);
-  if (l_likely(I->enabled)) r = resume_tracked(I, L, co, 1, lua_gettop(L) - 1);
+  if (l_likely(I->enabled)) r = resume_tracked(I, L, co, 1, lua_gettop(L) - 1, trusted);
   else r = auxresume(L, co, lua_gettop(L) - 1);
   if (l_unlikely(r < 0)) {
     lua_pushboolean(L, 0);
@@ -767,7 +777,7 @@ static inline __attribute__((always_inline)) lua_State *create(lua_State *L, int
 static inline __attribute__((always_inline)) int wrapped_hook(lua_State *L, int trusted) {
   ai_inspector *I = inspector_of(L, trusted);
   lua_State *co = lua_tothread(L, UV_WRAPPED);
-  int r = I->enabled ? resume_tracked(I, L, co, UV_WRAPPED, lua_gettop(L))
+  int r = I->enabled ? resume_tracked(I, L, co, UV_WRAPPED, lua_gettop(L), trusted)
                      : auxresume(L, co, lua_gettop(L));
   if (l_unlikely(r < 0)) {
     int stat = lua_status(co);
@@ -843,7 +853,9 @@ static inline __attribute__((always_inline)) int close_hook(lua_State *L, int tr
 /* ---------------------------------------------------------------------- */
 
 /* Two families of hooks, the same but for how they find the inspector:
-** through the calling thread's extraspace (trusted) or the upvalue. The
+** through the calling thread's extraspace (trusted: also every private
+** layout was verified, so status and yield sites are read without checks)
+** or the upvalue. The
 ** wrap closure's upvalues are the hooks' three (so the resume finds the
 ** inspector and the anchor table where it expects them), then the thread. */
 #define HOOK_FAMILY(SUFFIX, TRUSTED)                                           \

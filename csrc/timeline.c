@@ -23,7 +23,7 @@ int ai_timeline_init(ai_timeline *T, uint64_t cap, ai_strings *strings) {
   return 1;
 }
 
-/* drop the string references an event holds */
+/* drop the string references an event holds (AI_EV_OWNS) */
 void ai_timeline_release_event(ai_timeline *T, ai_event *e) {
   uint8_t kind = ai_event_kind(e);
   if (kind == AI_EV_POINT || kind == AI_EV_NAME) ai_strings_release(T->strings, e->loc);
@@ -35,8 +35,11 @@ void ai_timeline_release_event(ai_timeline *T, ai_event *e) {
 
 static void release_all(ai_timeline *T) {
   uint64_t seq;
-  for (seq = ai_timeline_first(T); seq < T->next_seq; seq++)
-    ai_timeline_release_event(T, &T->ev[seq % T->cap]);
+  for (seq = ai_timeline_first(T); seq < T->next_seq; seq++) {
+    ai_event *e = &T->ev[seq % T->cap];
+    if (e->tk & AI_EV_OWNS) ai_timeline_release_event(T, e);
+    e->tk = 0;
+  }
 }
 
 void ai_timeline_free(ai_timeline *T) {
