@@ -120,35 +120,43 @@ static int state_of_name(const char *s) {
 }
 
 /* tasks([state]) -> array of task tables, by id */
+static int by_id(const void *a, const void *b) {
+  uint64_t x = (*(const ai_task *const *)a)->id, y = (*(const ai_task *const *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
+/* the matching records in id (creation) order: slots are reused, so slot
+** order is not creation order. The array is a userdata pushed on L, so an
+** error while the tables are built cannot leak it. */
+static const ai_task **sorted_tasks(lua_State *L, const ai_inspector *I, int want,
+                                    uint32_t *count) {
+  const ai_task **list =
+      (const ai_task **)lua_newuserdatauv(L, (I->reg.used + 1) * sizeof *list, 0);
+  uint32_t slot, n = 0;
+  for (slot = 0; slot < I->reg.top; slot++) {
+    const ai_task *t = ai_registry_at(&I->reg, slot);
+    if (t != NULL && (want < 0 || t->state == want)) list[n++] = t;
+  }
+  qsort(list, n, sizeof *list, by_id);
+  *count = n;
+  return list;
+}
+
+/* tasks([state]) -> array of task tables, by id */
 static int l_tasks(lua_State *L) {
   ai_inspector *I = inspector(L);
   const char *state = luaL_optstring(L, 1, NULL);
   int want = -1;
-  uint32_t slot;
-  lua_Integer n = 0;
+  uint32_t i, n = 0;
+  const ai_task **list;
   if (state != NULL && (want = state_of_name(state)) < 0)
     return luaL_argerror(L, 1, lua_pushfstring(L, "unknown state '%s'", state));
-  lua_createtable(L, (int)(I->reg.used < 1u << 20 ? I->reg.used : 1u << 20), 0);
-  for (slot = 0; slot < I->reg.top; slot++) {
-    const ai_task *t = ai_registry_at(&I->reg, slot);
-    if (t == NULL || (want >= 0 && t->state != want)) continue;
-    push_task(L, I, t);
-    lua_rawseti(L, -2, ++n);
+  list = sorted_tasks(L, I, want, &n);
+  lua_createtable(L, (int)(n < 1u << 24 ? n : 1u << 24), 0);
+  for (i = 0; i < n; i++) {
+    push_task(L, I, list[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
-  /* slots are reused: order by id so callers see creation order */
-  lua_getglobal(L, "table");
-  lua_getfield(L, -1, "sort");
-  lua_remove(L, -2);
-  lua_pushvalue(L, -2);
-  lua_pushvalue(L, lua_upvalueindex(2)); /* by_id comparator */
-  lua_call(L, 2, 0);
-  return 1;
-}
-
-static int l_by_id(lua_State *L) {
-  lua_getfield(L, 1, "id");
-  lua_getfield(L, 2, "id");
-  lua_pushboolean(L, lua_tointeger(L, -2) < lua_tointeger(L, -1));
   return 1;
 }
 
@@ -1620,8 +1628,7 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
   lua_createtable(L, 0, 40);
   for (i = 0; funcs[i].name != NULL; i++) {
     lua_pushvalue(L, ins);
-    if (funcs[i].func == l_tasks) lua_pushcfunction(L, l_by_id);
-    else lua_pushvalue(L, anchors);
+    lua_pushvalue(L, anchors);
     lua_pushcclosure(L, funcs[i].func, 2);
     lua_setfield(L, -2, funcs[i].name);
   }

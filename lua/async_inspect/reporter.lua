@@ -60,12 +60,18 @@ end
 
 local function join(lines) return table.concat(lines, "\n") end
 
+-- the summary needs the counters only: no task tables, whatever their number
+local function counters_snapshot()
+  local m = ai()
+  return { t = m.now(), stats = m.stats(), tasks = {} }
+end
+
 --- The summary box: total tasks, active (running/blocked), completed, failed, events, duration.
 -- @tparam[opt] table opts `{ascii=, color=, snapshot=}`
 -- @treturn string
 function M.summary(opts)
   local o = options("summary", opts)
-  return join(require("async_inspect.views.summary").render(o.snapshot or ai().snapshot(), o))
+  return join(require("async_inspect.views.summary").render(o.snapshot or counters_snapshot(), o))
 end
 
 --- One line summary.
@@ -73,7 +79,7 @@ end
 -- @treturn string
 function M.compact(opts)
   local o = options("compact", opts)
-  return require("async_inspect.views.summary").compact(o.snapshot or ai().snapshot())
+  return require("async_inspect.views.summary").compact(o.snapshot or counters_snapshot())
 end
 
 --- The timeline listing, one event a line.
