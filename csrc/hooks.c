@@ -578,7 +578,8 @@ static void anchor_thread(lua_State *L, lua_State *co, ai_task *t) {
 ** own error) */
 static inline __attribute__((always_inline)) ai_task *resumable_task(ai_inspector *I, lua_State *L,
                                                                      lua_State *co, int fast) {
-  ai_task *t = ai_extra_record(&I->reg, co);
+  /* the fast family exists only when no thread holds a foreign value */
+  ai_task *t = fast ? *ai_extra(co) : ai_extra_record(&I->reg, co);
   if (l_unlikely(t == NULL || t->co != co || t->id == 0)) {
     if (t == &I->ignored_rec || (t = ai_adopt(I, L, co)) == NULL) return NULL;
   }
