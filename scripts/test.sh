@@ -1,7 +1,8 @@
 #!/bin/bash
 # make test: every suite, then one line "N passed, N failed" summing them all.
-# Suites: C unit tests (ctest), luacheck, busted specs, the rock's install path,
-# the specs again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Suites: C unit tests (ctest), luacheck, the LDoc reference, busted specs, the
+# rock's install path, the specs again under AddressSanitizer +
+# UndefinedBehaviorSanitizer.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -53,6 +54,9 @@ count ctest "$c_pass" "$c_fail"
 
 # 2. luacheck
 one luacheck luacheck -q .
+
+# 2b. the API reference builds from the sources without an LDoc complaint
+one ldoc sh scripts/docs.sh
 
 # 3. busted specs
 busted_suite specs

@@ -333,6 +333,10 @@ M._diagnosers = {}
 
 local SEVERITY_RANK = { error = 1, warn = 2, info = 3 }
 
+-- modules whose diagnosers always take part in ai.diagnose(); the others
+-- (luv, sync) register theirs when a program uses them
+local DIAGNOSTIC_MODULES = { "async_inspect.profile" }
+
 --- Everything that needs a person's attention: stuck and deadlocked tasks,
 -- leaked locks, failures nobody looked at, long polls and other lints.
 -- Runs every registered diagnoser over one snapshot.
@@ -340,10 +344,6 @@ local SEVERITY_RANK = { error = 1, warn = 2, info = 3 }
 -- @treturn table array of findings `{kind=, severity=, task=, name=, loc=, message=, recommendation=}`,
 -- errors first
 -- @usage for _, f in ipairs(ai.diagnose()) do print(f.severity, f.message) end
--- modules whose diagnosers always take part in ai.diagnose(); the others
--- (luv, sync) register theirs when a program uses them
-local DIAGNOSTIC_MODULES = { "async_inspect.profile" }
-
 function M.diagnose(snap)
   if snap ~= nil then expect(1, "diagnose", snap, "table") end
   for _, name in ipairs(DIAGNOSTIC_MODULES) do require(name) end
