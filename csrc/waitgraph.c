@@ -475,6 +475,21 @@ static int push_frame(ai_wg *G, uint32_t *sp, uint32_t n) {
   return 1;
 }
 
+/* step the top frame of the search stack to its next edge: returns the
+** frame, with *h the hold the edge goes through and *s the holder at its
+** end; NULL when the frame had no edge left (it is popped) */
+static uint32_t *next_edge(ai_wg *G, uint32_t *sp, uint32_t *h, uint32_t *s) {
+  uint32_t *f = &G->stack[(*sp - 1) * F_WORDS];
+  *h = f[F_NEXT];
+  if (*h == NONE) {
+    (*sp)--;
+    return NULL;
+  }
+  f[F_NEXT] = G->hold[*h - 1].rnext;
+  *s = G->hold[*h - 1].node;
+  return f;
+}
+
 /* an "any" waiter that holds some of what it waits for: that edge alone
 ** explains nothing, the other holders do */
 static int any_self_edge(const ai_wg *G, uint32_t from, uint32_t to) {
@@ -491,14 +506,8 @@ static int64_t search_back(ai_wg *G, uint32_t start, int only_dset, int skip_sel
   G->node[start - 1].mark = epoch;
   if (!push_frame(G, &sp, start)) return -1;
   while (sp > 0) {
-    uint32_t *f = &G->stack[(sp - 1) * F_WORDS];
-    uint32_t h = f[F_NEXT], s;
-    if (h == NONE) {
-      sp--;
-      continue;
-    }
-    f[F_NEXT] = G->hold[h - 1].rnext;
-    s = G->hold[h - 1].node;
+    uint32_t h, s, *f = next_edge(G, &sp, &h, &s);
+    if (!f) continue;
     if (only_dset && !in_dset(G, s)) continue;
     if (skip_self && any_self_edge(G, f[F_NODE], s)) continue;
     f[F_VIA] = h;
@@ -518,14 +527,8 @@ static int64_t reachable(ai_wg *G, uint32_t start) {
   G->work[count++] = start;
   if (!push_frame(G, &sp, start)) return -1;
   while (sp > 0) {
-    uint32_t *f = &G->stack[(sp - 1) * F_WORDS];
-    uint32_t h = f[F_NEXT], s;
-    if (h == NONE) {
-      sp--;
-      continue;
-    }
-    f[F_NEXT] = G->hold[h - 1].rnext;
-    s = G->hold[h - 1].node;
+    uint32_t h, s;
+    if (!next_edge(G, &sp, &h, &s)) continue;
     if (G->node[s - 1].mark == epoch) continue;
     G->node[s - 1].mark = epoch;
     if (!RESERVE(G->work, G->work_cap, count + 1)) return -1;

@@ -7,6 +7,7 @@
 -- Every scenario runs in a child lua5.4 so that the state starts clean (and a
 -- crash in C fails one test instead of the whole run).
 local process = require("spec.support.process")
+local markers = require("spec.support.markers")
 local cjson = require("cjson")
 
 local ROOT = process.ROOT
@@ -47,14 +48,7 @@ describe("the public C header async_inspect.h", function()
   end
 
   -- the line of the child script where `marker` appears (the body starts at line 8)
-  local function line_of(body, marker)
-    local n = 7
-    for line in (body .. "\n"):gmatch("(.-)\n") do
-      n = n + 1
-      if line:find(marker, 1, true) then return n end
-    end
-    error("marker not found: " .. marker)
-  end
+  local function line_of(body, marker) return markers.line_in(body, marker, 8) end
 
   local LIFECYCLE = [[
 local co = sched.spawn(function(a)

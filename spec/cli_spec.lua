@@ -3,6 +3,7 @@
 -- their source lines, or says in one line that all is well; plain luv programs are
 -- diagnosed too; every option, the other commands and the usage errors.
 local process = require("spec.support.process")
+local markers = require("spec.support.markers")
 local cjson = require("cjson")
 local cli = require("async_inspect.cli")
 
@@ -28,14 +29,7 @@ local function plain_lua(args)
   return process.run(argv, { cwd = dir })
 end
 
-local function line_of(text, marker)
-  local n = 0
-  for line in (text .. "\n"):gmatch("(.-)\n") do
-    n = n + 1
-    if line:find(marker, 1, true) then return n end
-  end
-  error("marker not found: " .. marker)
-end
+local line_of = markers.line_in
 
 -- a value that must be there (luassert's assert returns more than its argument)
 local function must(v, what)

@@ -2,17 +2,11 @@
 -- instrumentation, queries, retention, garbage collection and bad input.
 
 local ai = require "async_inspect"
+local markers = require "spec.support.markers"
 
 local THIS = "spec/core_spec.lua"
 
-local function line_of(marker)
-  local n = 0
-  for l in io.lines(THIS) do
-    n = n + 1
-    if l:find(marker, 1, true) and not l:find("line_of", 1, true) then return n end
-  end
-  error("marker not found: " .. marker)
-end
+local line_of = markers.in_file(THIS)
 
 local function kinds(events)
   local out = {}

@@ -5,20 +5,9 @@ local ai = require "async_inspect"
 local aio = require "async_inspect.luv"
 local uv = require "luv"
 local process = require "spec.support.process"
+local luv_loop = require "spec.support.luv_loop"
 
-local function open_handles()
-  local list = {}
-  uv.walk(function(h)
-    if not h:is_closing() then list[#list + 1] = tostring(h) end
-  end)
-  return list
-end
-
-local function wakes_of(id)
-  local out = {}
-  for _, e in ipairs(ai.events{ task = id, kind = "resume" }) do out[#out + 1] = e.detail or false end
-  return out
-end
+local open_handles, wakes_of = luv_loop.open_handles, luv_loop.wakes_of
 
 local function has(list, value)
   for _, v in ipairs(list) do

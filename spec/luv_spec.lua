@@ -6,30 +6,29 @@ local ai = require "async_inspect"
 local aio = require "async_inspect.luv"
 local uv = require "luv"
 local process = require "spec.support.process"
+local luv_loop = require "spec.support.luv_loop"
 
 local SRC = debug.getinfo(1, "S").short_src
 
 -- the line this is called from
 local function line() return debug.getinfo(2, "l").currentline end
 
--- the handles still open on the default loop, closing ones excepted
-local function open_handles()
-  local list = {}
-  uv.walk(function(h)
-    if not h:is_closing() then list[#list + 1] = tostring(h) end
-  end)
-  return list
-end
+local open_handles, wakes_of = luv_loop.open_handles, luv_loop.wakes_of
 
 local function events_of(id, kind)
   return ai.events{ task = id, kind = kind }
 end
 
--- the resume events of a task after its first, with what woke it
-local function wakes_of(id)
-  local out = {}
-  for _, e in ipairs(events_of(id, "resume")) do out[#out + 1] = e.detail or false end
-  return out
+-- the error raised when the running task (aio.run's main) calls method `name` on itself
+local function error_on_self(name)
+  local err
+  aio.run(function()
+    local me = aio.current()
+    local ok, e = pcall(me[name], me)
+    assert.is_false(ok)
+    err = e
+  end)
+  return err
 end
 
 describe("async_inspect.luv", function()
@@ -157,14 +156,7 @@ describe("async_inspect.luv", function()
     end)
 
     it("refuses to let a task join itself", function()
-      local err
-      aio.run(function()
-        local me = aio.current()
-        local ok, e = pcall(me.join, me)
-        assert.is_false(ok)
-        err = e
-      end)
-      assert.matches("a task cannot join itself", err)
+      assert.matches("a task cannot join itself", error_on_self("join"))
     end)
 
     it("gives results without waiting", function()
@@ -389,14 +381,7 @@ describe("async_inspect.luv", function()
     end)
 
     it("refuses to cancel the running task", function()
-      local err
-      aio.run(function()
-        local me = aio.current()
-        local ok, e = pcall(me.cancel, me)
-        assert.is_false(ok)
-        err = e
-      end)
-      assert.matches("cannot cancel task 'main' %(#%d+%): it is running", err)
+      assert.matches("cannot cancel task 'main' %(#%d+%): it is running", error_on_self("cancel"))
     end)
 
     it("returns false for a task that has ended", function()

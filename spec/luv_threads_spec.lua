@@ -5,14 +5,9 @@
 local ai = require "async_inspect"
 local aio = require "async_inspect.luv"
 local uv = require "luv"
+local luv_loop = require "spec.support.luv_loop"
 
-local function open_handles()
-  local list = {}
-  uv.walk(function(h)
-    if not h:is_closing() then list[#list + 1] = tostring(h) end
-  end)
-  return list
-end
+local open_handles = luv_loop.open_handles
 
 describe("async_inspect.luv and luv worker threads", function()
   before_each(function() ai.reset() end)

@@ -7,21 +7,13 @@
 
 local ai = require "async_inspect"
 local uv = require "luv"
+local markers = require "spec.support.markers"
 local profile = ai.profile
 
 local THIS = "spec/profile_spec.lua"
 local MS = 1000000
 
-local function line_of(marker)
-  local n = 0
-  for l in io.lines(THIS) do
-    n = n + 1
-    if l:find(marker, 1, true) and not l:find("line_of", 1, true) then return n end
-  end
-  error("marker not found: " .. marker)
-end
-
-local function here(marker) return THIS .. ":" .. line_of(marker) end
+local _, here = markers.in_file(THIS)
 
 local function spin_ms(ms)
   local t0 = ai.now()

@@ -6,19 +6,11 @@ local ai = require("async_inspect")
 local sync = require("async_inspect.sync")
 local deadlock = require("async_inspect.deadlock")
 local runqueue = require("spec.support.runqueue")
+local markers = require("spec.support.markers")
 
 local THIS = "spec/sync_spec.lua"
 
-local function line_of(marker)
-  local n = 0
-  for l in io.lines(THIS) do
-    n = n + 1
-    if l:find(marker, 1, true) and not l:find("line_of", 1, true) then return n end
-  end
-  error("marker not found: " .. marker)
-end
-
-local function at(marker) return THIS .. ":" .. line_of(marker) end
+local _, at = markers.in_file(THIS)
 
 local rq
 

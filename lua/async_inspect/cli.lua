@@ -928,14 +928,22 @@ local function dashboard(start)
   return 0
 end
 
-local function replay(cmd)
-  local ok, err = readable(cmd.file)
+-- The record module for command `what` reading the recording at `path`; nil and the exit
+-- status when the file cannot be read (a usage error) or the module is missing.
+local function record_for(what, path)
+  local ok, err = readable(path)
   if not ok then
-    write_err("async-inspect: cannot open recording '", cmd.file, "': ", (err:gsub("^[^:]*: ", "")), "\n")
-    return M.EXIT_USAGE
+    write_err("async-inspect: cannot open recording '", path, "': ", (err:gsub("^[^:]*: ", "")), "\n")
+    return nil, M.EXIT_USAGE
   end
   local record, lerr = load_module("async_inspect.record")
-  if not record then return fail("replay is not available: " .. lerr) end
+  if not record then return nil, fail(what .. " is not available: " .. lerr) end
+  return record
+end
+
+local function replay(cmd)
+  local record, status = record_for("replay", cmd.file)
+  if not record then return status end
   return dashboard(function() record.replay(cmd.file) end)
 end
 
@@ -971,13 +979,8 @@ function M.export_paths(recording, fmt, output)
 end
 
 local function export_recording(cmd)
-  local ok, err = readable(cmd.recording)
-  if not ok then
-    write_err("async-inspect: cannot open recording '", cmd.recording, "': ", (err:gsub("^[^:]*: ", "")), "\n")
-    return M.EXIT_USAGE
-  end
-  local record, rerr = load_module("async_inspect.record")
-  if not record then return fail("export is not available: " .. rerr) end
+  local record, status = record_for("export", cmd.recording)
+  if not record then return status end
   local export, eerr = load_module("async_inspect.export")
   if not export then return fail("export is not available: " .. eerr) end
   local paths = M.export_paths(cmd.recording, cmd.format, cmd.output)

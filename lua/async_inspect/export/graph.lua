@@ -108,6 +108,23 @@ local function check_options(opts, n, fname)
   return opts
 end
 
+-- The graph's title: opts.title or the default, with the number of tasks left out.
+local function title_of(opts, omitted)
+  local title = vutil.sanitize(opts.title or "async_inspect task tree")
+  if omitted > 0 then title = title .. format(" (%d more tasks not shown)", omitted) end
+  return title
+end
+
+-- A line per parent -> child edge among the tasks of list, in the format fmt (parent id,
+-- child id).
+local function add_edges(out, list, fmt)
+  for _, t in ipairs(list) do
+    if t.parent and t.parent ~= 0 and t.parent ~= t.id then
+      out[#out + 1] = format(fmt, t.parent, t.id)
+    end
+  end
+end
+
 local function dot(tasks, opts)
   local list, missing, omitted = select_tasks(tasks, opts)
   local now = now_of(list, opts.now)
@@ -117,9 +134,7 @@ local function dot(tasks, opts)
     '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
     '  edge [color="#666666"];',
   }
-  local title = vutil.sanitize(opts.title or "async_inspect task tree")
-  if omitted > 0 then title = title .. format(" (%d more tasks not shown)", omitted) end
-  out[#out + 1] = "  label=" .. dot_quote({ title }) .. "; labelloc=t;"
+  out[#out + 1] = "  label=" .. dot_quote({ title_of(opts, omitted) }) .. "; labelloc=t;"
   for _, id in ipairs(missing) do
     out[#out + 1] = format('  t%d [label=%s, style="dashed", fillcolor="#ffffff"];', id,
       dot_quote({ format("#%d", id), "(record gone)" }))
@@ -129,11 +144,7 @@ local function dot(tasks, opts)
     out[#out + 1] = format('  t%d [label=%s, fillcolor="%s", color="%s"];', t.id,
       dot_quote(label_lines(t, now, opts.ascii)), c[1], c[2])
   end
-  for _, t in ipairs(list) do
-    if t.parent and t.parent ~= 0 and t.parent ~= t.id then
-      out[#out + 1] = format("  t%d -> t%d;", t.parent, t.id)
-    end
-  end
+  add_edges(out, list, "  t%d -> t%d;")
   out[#out + 1] = "}"
   return concat(out, "\n") .. "\n", #list
 end
@@ -173,9 +184,7 @@ local function mermaid(tasks, opts)
   local now = now_of(list, opts.now)
   local out = { "flowchart TD" }
   if opts.title or omitted > 0 then
-    local title = vutil.sanitize(opts.title or "async_inspect task tree")
-    if omitted > 0 then title = title .. format(" (%d more tasks not shown)", omitted) end
-    out[#out + 1] = "  %% " .. title
+    out[#out + 1] = "  %% " .. title_of(opts, omitted)
   end
   for _, id in ipairs(missing) do
     out[#out + 1] = format("  t%d%s:::gone", id, mermaid_quote({ format("#%d", id), "(record gone)" }))
@@ -186,11 +195,7 @@ local function mermaid(tasks, opts)
     used[class] = true
     out[#out + 1] = format("  t%d%s:::%s", t.id, mermaid_quote(label_lines(t, now, opts.ascii)), class)
   end
-  for _, t in ipairs(list) do
-    if t.parent and t.parent ~= 0 and t.parent ~= t.id then
-      out[#out + 1] = format("  t%d --> t%d", t.parent, t.id)
-    end
-  end
+  add_edges(out, list, "  t%d --> t%d")
   local classes = {}
   for class in pairs(used) do classes[#classes + 1] = class end
   table.sort(classes)

@@ -127,11 +127,25 @@ local function make_api(default_source)
     argerr(n, fname, "no source: pass opts.source or opts.snapshot, or load async_inspect", 4)
   end
 
-  local function check_weight(opts, n, fname)
+  -- What is wrong with opts.weight, or nil.
+  local function weight_error(opts)
     local wt = opts.weight
     if wt ~= nil and wt ~= "busy" and wt ~= "wait" then
-      argerr(n, fname, "weight must be \"busy\" or \"wait\"", 4)
+      return "weight must be \"busy\" or \"wait\""
     end
+  end
+
+  -- One exporter that writes one file: check the target (argument 1), opts (argument 2)
+  -- and, with `bad_opt(opts)` (what is wrong, or nil), its own options; then write the
+  -- source with `writer(f, src, opts)`. The public functions tail-call it, so that the
+  -- errors still name their caller.
+  local function write_one(fname, path, opts, writer, bad_opt)
+    check_target(path, 1, fname)
+    opts = check_opts(opts, 2, fname)
+    local msg = bad_opt and bad_opt(opts)
+    if msg then argerr(2, fname, msg) end
+    local src = source_of(opts, 2, fname)
+    return with_target(path, fname, function(f) return writer(f, src, opts) end)
   end
 
   --- Write a Chrome Trace Event Format file (Perfetto UI, chrome://tracing,
@@ -142,13 +156,7 @@ local function make_api(default_source)
   -- @treturn table `{events=, records=, tasks=, bytes=}`
   -- @usage ai.export.chrome_trace("trace.json")
   function api.chrome_trace(path_or_file, opts)
-    check_target(path_or_file, 1, "chrome_trace")
-    opts = check_opts(opts, 2, "chrome_trace")
-    local src = source_of(opts, 2, "chrome_trace")
-    local res = with_target(path_or_file, "chrome_trace", function(f)
-      return chrome.write(f, src, opts)
-    end)
-    return res
+    return write_one("chrome_trace", path_or_file, opts, chrome.write)
   end
 
   --- Folded stacks (`task name;await label;location weight` per line).
@@ -159,7 +167,8 @@ local function make_api(default_source)
   -- @usage io.write(ai.export.folded{weight = "wait"})
   function api.folded(opts)
     opts = check_opts(opts, 1, "folded")
-    check_weight(opts, 1, "folded")
+    local msg = weight_error(opts)
+    if msg then argerr(1, "folded", msg) end
     if opts.path ~= nil and not util.is_target(opts.path) then
       argerr(1, "folded", "path must be a file name or file handle")
     end
@@ -181,17 +190,10 @@ local function make_api(default_source)
   -- @treturn table `{events=, frames=, bytes=, tasks=}`
   -- @usage ai.export.svg_flamegraph("busy.svg")
   function api.svg_flamegraph(path, opts)
-    check_target(path, 1, "svg_flamegraph")
-    opts = check_opts(opts, 2, "svg_flamegraph")
-    check_weight(opts, 2, "svg_flamegraph")
-    if opts.width ~= nil and (type(opts.width) ~= "number" or opts.width < 100) then
-      argerr(2, "svg_flamegraph", "width must be a number >= 100")
-    end
-    local src = source_of(opts, 2, "svg_flamegraph")
-    local res = with_target(path, "svg_flamegraph", function(f)
-      return svg_flame.write(f, src, opts)
+    return write_one("svg_flamegraph", path, opts, svg_flame.write, function(o)
+      local bad_width = o.width ~= nil and (type(o.width) ~= "number" or o.width < 100)
+      return weight_error(o) or (bad_width and "width must be a number >= 100" or nil)
     end)
-    return res
   end
 
   --- Write tasks and events as one JSON document (schema in docs/exports.md).
@@ -200,13 +202,7 @@ local function make_api(default_source)
   -- @treturn table `{events=, tasks=, bytes=}`
   -- @usage ai.export.json("run.json")
   function api.json(path, opts)
-    check_target(path, 1, "json")
-    opts = check_opts(opts, 2, "json")
-    local src = source_of(opts, 2, "json")
-    local res = with_target(path, "json", function(f)
-      return json_mod.write(f, src, opts)
-    end)
-    return res
+    return write_one("json", path, opts, json_mod.write)
   end
 
   --- Write two RFC 4180 CSV files: task records and events.
@@ -232,18 +228,13 @@ local function make_api(default_source)
   -- @treturn table `{events=, tasks=, bytes=}`
   -- @usage ai.export.html("report.html")
   function api.html(path, opts)
-    check_target(path, 1, "html")
-    opts = check_opts(opts, 2, "html")
-    for _, k in ipairs({ "max_rows", "max_tasks", "cells" }) do
-      if opts[k] ~= nil and (math.type(opts[k]) ~= "integer" or opts[k] < 1) then
-        argerr(2, "html", k .. " must be a positive integer")
+    return write_one("html", path, opts, html_mod.write, function(o)
+      for _, k in ipairs({ "max_rows", "max_tasks", "cells" }) do
+        if o[k] ~= nil and (math.type(o[k]) ~= "integer" or o[k] < 1) then
+          return k .. " must be a positive integer"
+        end
       end
-    end
-    local src = source_of(opts, 2, "html")
-    local res = with_target(path, "html", function(f)
-      return html_mod.write(f, src, opts)
     end)
-    return res
   end
 
   --- The task tree as Graphviz DOT (`async_inspect.export.graph`); `opts.path` writes it.
