@@ -17,6 +17,7 @@ local use_callgrind = os.getenv("BENCH_NO_CALLGRIND") ~= "1"
 
 local MODES = {
   { "bare", "plain Lua 5.4, async_inspect not loaded" },
+  { "floor", "lcorolib's own code in a separate C module (bench/nullhook.c)" },
   { "uninstalled", "loaded, then ai.uninstall()" },
   { "disabled", "installed, ai.disable()" },
   { "nolocations", "enabled, yield locations off" },
