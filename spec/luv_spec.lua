@@ -649,3 +649,45 @@ describe("async_inspect.luv", function()
     assert.matches("\ntrue\t", res.stdout)
   end)
 end)
+
+describe("joins in the wait-for graph", function()
+  local deadlock = require "async_inspect.deadlock"
+
+  it("catches a join cycle between luv tasks the moment it closes", function()
+    local reports = {}
+    local off = ai.on_deadlock(function(d) reports[#reports + 1] = d end)
+    local saved = ai.settings().deadlock
+    ai.configure{ deadlock = "error" }
+    local a, b
+    local failure
+    local join_a_line
+    aio.run(function()
+      a = aio.spawn("joiner a", function()
+        aio.sleep(1)
+        join_a_line = debug.getinfo(1, "l").currentline + 1
+        local r = b:join()
+        return r
+      end)
+      b = aio.spawn("joiner b", function()
+        aio.sleep(5)
+        local ok, err = pcall(a.join, a) -- closes the cycle b -> a -> b
+        failure = err
+        return ok
+      end)
+      return b:join()
+    end)
+    ai.configure{ deadlock = saved }
+    off()
+    assert.is_not_nil(failure, "joining into a cycle must raise under the error policy")
+    assert.matches("deadlock", tostring(failure))
+    assert.is_true(#reports >= 1)
+    local text = reports[#reports].text or ""
+    assert.matches("joiner a", text, 1, true)
+    assert.matches("joiner b", text, 1, true)
+    -- where a waits: the line of its join, in this file
+    assert.matches("spec/luv_spec.lua:" .. join_a_line, text, 1, true)
+    -- the cycle is broken once the error unwound b's join: no deadlock stays active
+    for _, d in ipairs(ai.snapshot().deadlocks or {}) do assert.is_false(d.active == true) end
+    assert.are.equal(0, #deadlock.stuck{ idle = true })
+  end)
+end)

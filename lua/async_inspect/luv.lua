@@ -858,6 +858,9 @@ end
 
 local function abort_join(rec, targets)
   for _, t in ipairs(targets) do remove_joiner(t, rec) end
+  -- cancelled while joining: its edge in the wait-for graph goes too
+  local deadlock = package.loaded["async_inspect.deadlock"]
+  if deadlock and rec.co and not rec.main then pcall(deadlock.done_waiting, rec.co) end
 end
 
 local function short_ref(rec)
@@ -866,11 +869,29 @@ local function short_ref(rec)
 end
 
 -- wait until target ends; `level` as for suspend
+-- A task joining another is an edge of the wait-for graph (async_inspect.deadlock):
+-- a join cycle is caught the moment it closes, as a lock cycle is. The main thread
+-- is not a task: its joins run the loop and are not edges.
+local function join_edge(rec, target, level)
+  if rec.main or rec.co == nil or target.co == nil then return false end
+  local deadlock = require("async_inspect.deadlock")
+  -- the wait is located at the user's call: join_edge, wait_for, the helper, then it
+  deadlock.wait_for_task(rec.co, target.co, level + 3)
+  return true
+end
+
+local function join_edge_done(rec)
+  require("async_inspect.deadlock").done_waiting(rec.co)
+end
+
 local function wait_for(rec, target, label, wait, level)
+  local edge = join_edge(rec, target, level)
   add_joiner(target, rec)
   rec.undo, rec.undo_arg, rec.blocked_on = abort_join, { target }, target
-  suspend(rec, label, wait, level + 1)
+  local ok, err = pcall(suspend, rec, label, wait, level + 2)
   rec.blocked_on = nil
+  if edge then join_edge_done(rec) end
+  if not ok then error(err, 0) end
 end
 
 -- the results of an ended task, or its error raised
