@@ -28,6 +28,7 @@ build = {
     LIBDIR = "$(LIBDIR)",
     BINDIR = "$(BINDIR)",
     AI_WERROR = "OFF",
+    AI_TESTS = "OFF",
   },
   copy_directories = { "docs", "examples" },
 }
