@@ -115,8 +115,7 @@ enum ai_state {
 
 enum ai_task_flags {
   AI_TF_ANCHORED = 1, /* has a collection sentinel (first yield seen) */
-  AI_TF_BLOCK = 2,    /* ai.task() guard, no coroutine */
-  AI_TF_HAS_EXTRA = 4 /* has error/traceback text in the Lua side table */
+  AI_TF_BLOCK = 2     /* ai.task() guard, no coroutine */
 };
 
 typedef struct ai_task {
@@ -175,8 +174,6 @@ typedef struct ai_registry {
                             dereferenced; NULL when there was none */
 } ai_registry;
 
-typedef void (*ai_evict_fn)(void *ud, const ai_task *t);
-
 int ai_registry_init(ai_registry *R, uint32_t max_finished, ai_strings *strings, void *owner);
 /* live records per state (pending, running, suspended, normal): a scan,
 ** so the hot path keeps no counters */
@@ -190,24 +187,17 @@ int ai_registry_add_chunk(ai_registry *R, ai_task *chunk);
 /* a new record in state pending, id assigned; NULL when there is no room
 ** (see ai_registry_needs_chunk) */
 ai_task *ai_registry_add(ai_registry *R, lua_State *co, uint64_t parent, ai_tick now);
-/* after a task reached a finished state: keep it within the retention limit,
-** evicting the oldest finished records; `on_evict` sees each before it goes */
-void ai_registry_retire(ai_registry *R, ai_task *t, ai_evict_fn on_evict, void *ud);
-void ai_registry_set_limit(ai_registry *R, uint32_t max_finished, ai_evict_fn on_evict,
-                           void *ud);
+/* after a task reached a finished state (set with a plain store, as every
+** state change): count it in R->ended and keep the finished records within
+** the retention limit, evicting the oldest */
+void ai_registry_retire(ai_registry *R, ai_task *t);
+void ai_registry_set_limit(ai_registry *R, uint32_t max_finished);
 ai_task *ai_registry_by_id(const ai_registry *R, uint64_t id);
 /* iterate: slot index from 0 to R->top, NULL for free slots */
 ai_task *ai_registry_at(const ai_registry *R, uint32_t slot);
 
 static inline ai_task *ai_registry_slot(const ai_registry *R, uint32_t slot) {
   return &R->chunks[slot >> AI_CHUNK_BITS][slot & (AI_CHUNK - 1)];
-}
-
-/* the hot path changes states with a plain store; final states also
-** count in R->ended (ai_registry_retire) */
-static inline void ai_registry_set_state(ai_registry *R, ai_task *t, uint8_t state) {
-  (void)R;
-  t->state = state;
 }
 
 /* A coroutine's extraspace (LUA_EXTRASPACE, pointer-sized, copied from the
@@ -246,15 +236,17 @@ typedef struct ai_hist {
 void ai_hist_init(ai_hist *h);
 void ai_hist_record(ai_hist *h, uint64_t v);
 
+/* the bucket of a value: below 64 one each, above 64 per power of two */
+static inline uint32_t ai_hist_bucket_of(uint64_t v) {
+  int shift;
+  if (v < AI_HIST_SUB) return (uint32_t)v;
+  shift = 63 - __builtin_clzll(v) - AI_HIST_SUB_BITS;
+  return (uint32_t)((shift + 1) * AI_HIST_SUB + ((v >> shift) - AI_HIST_SUB));
+}
+
 /* the hot path's version of ai_hist_record */
 static inline void ai_hist_add(ai_hist *h, uint64_t v) {
-  uint32_t b;
-  if (v < AI_HIST_SUB) {
-    b = (uint32_t)v;
-  } else {
-    int shift = 63 - __builtin_clzll(v) - AI_HIST_SUB_BITS;
-    b = (uint32_t)((shift + 1) * AI_HIST_SUB + ((v >> shift) - AI_HIST_SUB));
-  }
+  uint32_t b = ai_hist_bucket_of(v);
   /* no min, max or sum here: read-out derives them from the buckets
   ** (ai_hist_settle), within the buckets' 1.6% */
   h->buckets[b]++;
@@ -263,7 +255,6 @@ static inline void ai_hist_add(ai_hist *h, uint64_t v) {
 void ai_hist_merge(ai_hist *into, const ai_hist *from);
 /* value at quantile q in [0, 1]; 0 when empty */
 uint64_t ai_hist_quantile(const ai_hist *h, double q);
-uint32_t ai_hist_bucket_of(uint64_t v);
 uint64_t ai_hist_bucket_value(uint32_t b);
 void ai_hist_scale(ai_hist *dst, const ai_hist *src, double factor);
 /* fill min and sum of a histogram fed by ai_hist_add */
@@ -356,7 +347,20 @@ extern const char *const ai_hook_names[AI_NHOOKS];
 void ai_push_hooks(lua_State *L, int trusted);
 int ai_sentinel_gc(lua_State *L);
 int ai_closethread(lua_State *co, lua_State *from);
-int ai_resume(ai_inspector *I, lua_State *L, lua_State *co, int co_idx, int narg);
+int ai_resume_values(ai_inspector *I, lua_State *L, lua_State *co, int narg);
+
+/* coroutine.resume's results from an auxresume-style count r: true and
+** the r values, or false and the error on L's top */
+static inline int ai_resume_results(lua_State *L, int r) {
+  if (r < 0) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(r + 1));
+  return r + 1;
+}
 int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *nres);
 ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co);
 uint64_t ai_current_task(ai_inspector *I, lua_State *L);

@@ -12,15 +12,6 @@
 
 void ai_hist_init(ai_hist *h) { memset(h, 0, sizeof *h); }
 
-static int msb64(uint64_t v) { return 63 - __builtin_clzll(v); }
-
-uint32_t ai_hist_bucket_of(uint64_t v) {
-  int shift;
-  if (v < AI_HIST_SUB) return (uint32_t)v;
-  shift = msb64(v) - AI_HIST_SUB_BITS;
-  return (uint32_t)((shift + 1) * AI_HIST_SUB + ((v >> shift) - AI_HIST_SUB));
-}
-
 /* the midpoint of a bucket's range of values */
 uint64_t ai_hist_bucket_value(uint32_t b) {
   uint32_t shift, sub;

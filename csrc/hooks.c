@@ -236,6 +236,23 @@ static ai_str function_location(ai_inspector *I, lua_State *L, int idx) {
 ** hold: the same call site must give the same key, another site another */
 static int layout_yield(lua_State *L) { return lua_yield(L, 0); }
 
+/* a fresh thread, pushed on L, whose body is `code` (a chunk that
+** receives a yielding C function and returns the body); NULL if it fails
+** to load */
+static lua_State *layout_thread(lua_State *L, const char *code, size_t len) {
+  lua_State *co;
+  if (luaL_loadbuffer(L, code, len, "=layout") != LUA_OK) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lua_pushcfunction(L, layout_yield);
+  lua_call(L, 1, 1);
+  co = lua_newthread(L);
+  lua_insert(L, -2);
+  lua_xmove(L, co, 1);
+  return co;
+}
+
 static int check_ci_layout(lua_State *L) {
   static const char code[] =
       "local y = ...\n"
@@ -245,16 +262,8 @@ static int check_ci_layout(lua_State *L) {
       "end\n";
   const void *keys[3];
   int lines[3], i, nres, ok = 1;
-  lua_State *co;
-  if (luaL_loadbuffer(L, code, sizeof code - 1, "=layout") != LUA_OK) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  lua_pushcfunction(L, layout_yield);
-  lua_call(L, 1, 1);
-  co = lua_newthread(L);
-  lua_insert(L, -2);
-  lua_xmove(L, co, 1);
+  lua_State *co = layout_thread(L, code, sizeof code - 1);
+  if (co == NULL) return 0;
   for (i = 0; i < 3 && ok; i++) {
     lua_Debug ar;
     ok = lua_resume(co, L, 0, &nres) == LUA_YIELD && lua_getstack(co, 1, &ar) &&
@@ -293,17 +302,9 @@ static int check_closure_layout(lua_State *L) {
 static int check_state_layout(lua_State *L) {
   static const char code[] = "local y = ...\nreturn function() y() end\n";
   lua_Debug ar;
-  lua_State *co;
+  lua_State *co = layout_thread(L, code, sizeof code - 1);
   int nres, ok;
-  if (luaL_loadbuffer(L, code, sizeof code - 1, "=layout") != LUA_OK) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  lua_pushcfunction(L, layout_yield);
-  lua_call(L, 1, 1);
-  co = lua_newthread(L);
-  lua_insert(L, -2);
-  lua_xmove(L, co, 1);
+  if (co == NULL) return 0;
   ok = state_of(L)->status == lua_status(L) && state_of(co)->status == LUA_OK;
   ok = ok && lua_resume(co, L, 0, &nres) == LUA_YIELD && state_of(co)->status == LUA_YIELD;
   /* level 0 is the yielding C function: its CallInfo is co->ci */
@@ -327,7 +328,7 @@ int ai_hooks_check_layout(ai_inspector *I, lua_State *L) {
 /* ---------------------------------------------------------------------- */
 
 /* the innermost open ai.task() block of L, else the task of L itself */
-static uint64_t current_task_id(ai_inspector *I, lua_State *L) {
+uint64_t ai_current_task(ai_inspector *I, lua_State *L) {
   uint32_t i;
   ai_task *t;
   for (i = I->block_top; i > 0; i--)
@@ -335,8 +336,6 @@ static uint64_t current_task_id(ai_inspector *I, lua_State *L) {
   t = ai_registry_of(&I->reg, L);
   return t ? t->id : 0;
 }
-
-uint64_t ai_current_task(ai_inspector *I, lua_State *L) { return current_task_id(I, L); }
 
 /* sampling: decided once per task, at its creation (xorshift64) */
 static int sampled_out(ai_inspector *I) {
@@ -348,8 +347,6 @@ static int sampled_out(ai_inspector *I) {
   return (uint32_t)(x >> 32) >= I->sample_threshold;
 }
 
-/* a new record for co (NULL for a block); fn_idx: the function in L;
-** site_level: the level of L that created it (0: unknown) */
 /* records are allocated as Lua userdata, kept in a registry table: Lua frees
 ** them only after every finaliser ran, so a thread's extraspace never
 ** points to freed memory, even while the state closes */
@@ -371,12 +368,14 @@ int ai_grow_registry(ai_inspector *I, lua_State *L) {
   return 1;
 }
 
+/* a new record for co (NULL for a block); fn_idx: the function in L;
+** site_level: the level of L that created it (0: unknown) */
 ai_task *ai_track(ai_inspector *I, lua_State *L, lua_State *co, int fn_idx, int site_level) {
   ai_tick now;
   ai_task *t;
   if (l_unlikely(ai_registry_needs_chunk(&I->reg)) && !ai_grow_registry(I, L)) return NULL;
   now = ai_now();
-  t = ai_registry_add(&I->reg, co, current_task_id(I, L), now);
+  t = ai_registry_add(&I->reg, co, ai_current_task(I, L), now);
   if (t == NULL) return NULL;
   if (fn_idx != 0) t->created_fn = function_location(I, L, fn_idx);
   if (site_level > 0) t->created_at = ai_site_location(I, L, site_level);
@@ -388,7 +387,7 @@ ai_task *ai_track(ai_inspector *I, lua_State *L, lua_State *co, int fn_idx, int 
 void ai_finish(ai_inspector *I, ai_task *t, uint8_t state, ai_str detail, ai_tick now) {
   static const uint8_t kinds[AI_STATE_COUNT] = {
     0, 0, 0, 0, AI_EV_COMPLETE, AI_EV_FAIL, AI_EV_CANCEL, AI_EV_DROP };
-  ai_registry_set_state(&I->reg, t, state);
+  t->state = state;
   t->last_change = now; /* the end time of a finished task */
   if (state != AI_DROPPED && state != AI_CANCELLED) t->where = 0;
   if (detail != 0) { /* the record keeps one reference, the event another */
@@ -397,7 +396,7 @@ void ai_finish(ai_inspector *I, ai_task *t, uint8_t state, ai_str detail, ai_tic
     t->error = detail;
   }
   ai_timeline_push(&I->tl, kinds[state], t->id, 0, 0, detail, now);
-  ai_registry_retire(&I->reg, t, NULL, NULL);
+  ai_registry_retire(&I->reg, t);
 }
 
 static ai_str intern_text(ai_inspector *I, const char *s, size_t len) {
@@ -442,10 +441,10 @@ static void capture_traceback(ai_inspector *I, lua_State *L, lua_State *co, ai_t
   lua_pop(L, 1);
 }
 
-/* first yield of a task: a sentinel in the weak-keyed anchor table tells
-** when the coroutine is collected while suspended. Once per task. */
-/* anchors[co] = sentinel; the three values are at these indices of L (the
-** hooks' upvalues, or absolute stack slots for a C scheduler's resume) */
+/* First yield of a task: a sentinel in the weak-keyed anchor table tells
+** when the coroutine is collected while suspended. Once per task.
+** anchors[co] = sentinel; the three values are at these indices of L (the
+** hooks' upvalues, or absolute stack slots for a C scheduler's resume). */
 static void anchor_with(lua_State *L, int co_idx, ai_task *t, int anchors_idx, int ins_idx,
                         int mt_idx) {
   struct ai_sentinel *s;
@@ -499,7 +498,7 @@ ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co) {
   t = ai_track(I, L, co, 0, 0);
   if (t == NULL) return NULL;
   if (st == LUA_YIELD) {
-    ai_registry_set_state(&I->reg, t, AI_SUSPENDED);
+    t->state = AI_SUSPENDED;
     t->first_resume = t->created;
   } else if (lua_isfunction(co, 1)) {
     lua_pushvalue(co, 1);
@@ -717,9 +716,12 @@ resume_tracked(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
   return r;
 }
 
-int ai_resume(ai_inspector *I, lua_State *L, lua_State *co, int co_idx, int narg) {
+/* resume co with narg values from L's top, as lcorolib's auxresume, for a
+** binding that is not a hook (no hook upvalues: a first yield is anchored
+** through the registry) */
+int ai_resume_values(ai_inspector *I, lua_State *L, lua_State *co, int narg) {
   if (!I->enabled) return auxresume(L, co, narg);
-  return resume_tracked(I, L, co, co_idx, narg, 0);
+  return resume_tracked(I, L, co, 0, narg, 0);
 }
 
 /* the same for a C scheduler: plain lua_resume contract (async_inspect.h) */
@@ -745,14 +747,7 @@ static inline __attribute__((always_inline)) int resume_hook(lua_State *L, int t
   luaL_argexpected(L, co, 1, I->co_typename);
   if (l_likely(I->enabled)) r = resume_tracked(I, L, co, 1, lua_gettop(L) - 1, trusted);
   else r = auxresume(L, co, lua_gettop(L) - 1);
-  if (l_unlikely(r < 0)) {
-    lua_pushboolean(L, 0);
-    lua_insert(L, -2);
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  lua_insert(L, -(r + 1));
-  return r + 1;
+  return ai_resume_results(L, r);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -246,6 +246,22 @@ static int l_point(lua_State *L) {
   return 0;
 }
 
+/* the next yield of task t is the await point `label` (a reference the
+** inspector takes over), located at `loc` (0: where it yields) */
+static void announce_await(ai_inspector *I, const ai_task *t, ai_str label, ai_str loc) {
+  ai_strings_release(I->strings, I->pending_label);
+  I->pending_label = label;
+  I->pending_loc = loc;
+  I->pending_task = t->id;
+}
+
+/* forget an announced await point that no yield took */
+static void drop_announced_await(ai_inspector *I) {
+  ai_strings_release(I->strings, I->pending_label);
+  I->pending_label = I->pending_loc = 0;
+  I->pending_task = 0;
+}
+
 /* await_point(label [, level]): label (and locate at `level` of the caller)
 ** the next yield of the current coroutine task */
 static int l_await_point(lua_State *L) {
@@ -255,10 +271,8 @@ static int l_await_point(lua_State *L) {
   luaL_checkstring(L, 1);
   luaL_argcheck(L, level >= 0 && level < 1000, 2, "level out of range");
   if (!I->enabled || (t = ai_registry_of(&I->reg, L)) == NULL) return 0;
-  ai_strings_release(I->strings, I->pending_label);
-  I->pending_label = check_text(L, I, 1, 1024);
-  I->pending_loc = level > 0 ? ai_site_location(I, L, (int)level + 1) : 0;
-  I->pending_task = t->id;
+  announce_await(I, t, check_text(L, I, 1, 1024),
+                 level > 0 ? ai_site_location(I, L, (int)level + 1) : 0);
   return 0;
 }
 
@@ -310,7 +324,7 @@ static int l_block_open(lua_State *L) {
   t->name = name;
   t->first_resume = t->resume_start = t->created;
   t->resumes = 1;
-  ai_registry_set_state(&I->reg, t, AI_RUNNING);
+  t->state = AI_RUNNING;
   if (I->block_top < AI_MAX_BLOCKS) {
     I->blocks[I->block_top].thread = L;
     I->blocks[I->block_top].id = t->id;
@@ -470,10 +484,9 @@ static int l_enabled(lua_State *L) {
 }
 
 static void clear_pending(ai_inspector *I) {
-  ai_strings_release(I->strings, I->pending_label);
+  drop_announced_await(I);
   ai_strings_release(I->strings, I->pending_wake);
-  I->pending_label = I->pending_wake = I->pending_loc = 0;
-  I->pending_task = 0;
+  I->pending_wake = 0;
 }
 
 /* reset(): forget every task and event; the clock restarts */
@@ -550,7 +563,7 @@ static int l_configure(lua_State *L) {
   v = opt_field_int(L, "ring_capacity", 16, (lua_Integer)MAX_RING, &has);
   if (has) resize_ring(L, I, (uint64_t)v);
   v = opt_field_int(L, "max_tasks", 0, UINT32_MAX - 1, &has);
-  if (has) ai_registry_set_limit(&I->reg, (uint32_t)v, NULL, NULL);
+  if (has) ai_registry_set_limit(&I->reg, (uint32_t)v);
   v = opt_field_bool(L, "locations", &has);
   if (has) I->locations = (int)v;
   v = opt_field_bool(L, "tracebacks", &has);
@@ -884,40 +897,15 @@ static void sched_wake(lua_State *L, ai_inspector *I, lua_State *co, int kind_ar
 }
 
 /* sched_resume(co, kind, ...) -> as coroutine.resume(co, ...); the resume is
-** attributed to `kind` (the wake kind) and the task no longer waits. Goes
-** through ai_resume_raw, as any C scheduler does: this closure is not a
-** hook and has not the hooks' upvalues (the first yield's anchor comes from
-** the registry). Results and errors as lcorolib's auxresume. */
+** attributed to `kind` (the wake kind) and the task no longer waits. */
 static int l_sched_resume(lua_State *L) {
   ai_inspector *I = inspector(L);
   lua_State *co = lua_tothread(L, 1);
-  int narg, nres, status;
   luaL_argexpected(L, co != NULL, 1, "coroutine");
   luaL_argexpected(L, is_text(L, 2), 2, "string or pinned text");
   sched_wake(L, I, co, 2);
   lua_remove(L, 2);
-  narg = lua_gettop(L) - 1;
-  if (!lua_checkstack(co, narg)) {
-    lua_pushboolean(L, 0);
-    lua_pushliteral(L, "too many arguments to resume");
-    return 2;
-  }
-  lua_xmove(L, co, narg);
-  status = ai_resume_raw(I, L, co, narg, &nres);
-  if (status == LUA_OK || status == LUA_YIELD) {
-    if (!lua_checkstack(L, nres + 1)) {
-      lua_pop(co, nres);
-      lua_pushboolean(L, 0);
-      lua_pushliteral(L, "too many results to resume");
-      return 2;
-    }
-    lua_pushboolean(L, 1);
-    lua_xmove(co, L, nres);
-    return nres + 1;
-  }
-  lua_pushboolean(L, 0);
-  lua_xmove(co, L, 1); /* the error object */
-  return 2;
+  return ai_resume_results(L, ai_resume_values(I, L, co, lua_gettop(L) - 1));
 }
 
 /* sched_yield(label, level [, wait]) -> what the resume passes. A scheduler's
@@ -937,10 +925,7 @@ static int l_sched_yield(lua_State *L) {
   if (I->enabled && (t = ai_registry_of(&I->reg, L)) != NULL) {
     ai_str label = sched_text(L, I, 1);
     ai_str wait = lua_isnoneornil(L, 3) ? 0 : sched_text(L, I, 3);
-    ai_strings_release(I->strings, I->pending_label);
-    I->pending_label = label;
-    I->pending_loc = ai_site_location(I, L, (int)level + 1);
-    I->pending_task = t->id;
+    announce_await(I, t, label, ai_site_location(I, L, (int)level + 1));
     ai_strings_release(I->strings, t->wait);
     t->wait = wait;
   }
@@ -1212,10 +1197,7 @@ static void wg_announce(lua_State *L, ai_inspector *I, ai_task *t, const ai_wg_r
   ai_str label = lua_isstring(L, 4) ? check_text(L, I, 4, 1024)
                                     : wg_text(L, I, wg_kind_names[r->kind], ' ', r->name);
   wg_set_wait_text(I, t, wg_text(L, I, wg_wait_prefix[r->kind], ':', r->name));
-  ai_strings_release(I->strings, I->pending_label);
-  I->pending_label = label;
-  I->pending_loc = at;
-  I->pending_task = t->id;
+  announce_await(I, t, label, at);
 }
 
 /* wg_wait(handle [, mode [, level [, label]]]) -> task id or nil, cycle or
@@ -1252,11 +1234,7 @@ static int l_wg_wait(lua_State *L) {
 static void wg_clear_wait_text(ai_inspector *I, const ai_wg_node *x) {
   if (x == NULL) return;
   wg_set_wait_text(I, wg_record(I, x->task, x->slot), 0);
-  if (I->pending_task == x->task && x->task != 0) {
-    ai_strings_release(I->strings, I->pending_label);
-    I->pending_label = I->pending_loc = 0;
-    I->pending_task = 0;
-  }
+  if (I->pending_task == x->task && x->task != 0) drop_announced_await(I);
 }
 
 static uint64_t wg_opt_task(lua_State *L, int arg) {

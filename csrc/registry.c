@@ -116,12 +116,11 @@ ai_task *ai_registry_add(ai_registry *R, lua_State *co, uint64_t parent, ai_tick
   return t;
 }
 
-static void evict_oldest(ai_registry *R, ai_evict_fn on_evict, void *ud) {
+static void evict_oldest(ai_registry *R) {
   uint32_t slot = R->finished[R->fin_head];
   ai_task *t = ai_registry_slot(R, slot);
   R->fin_head = (R->fin_head + 1) % R->cap;
   R->fin_count--;
-  if (on_evict) on_evict(ud, t);
   release_strings(R, t);
   memset(t, 0, sizeof *t);
   t->owner = R->owner;
@@ -131,19 +130,18 @@ static void evict_oldest(ai_registry *R, ai_evict_fn on_evict, void *ud) {
   R->evicted++;
 }
 
-void ai_registry_retire(ai_registry *R, ai_task *t, ai_evict_fn on_evict, void *ud) {
+void ai_registry_retire(ai_registry *R, ai_task *t) {
   uint32_t slot = t->slot;
   R->ended[t->state]++;
   /* the ring has room: it holds at most one entry per slot */
   R->finished[(R->fin_head + R->fin_count) % R->cap] = slot;
   R->fin_count++;
-  while (R->fin_count > R->max_finished) evict_oldest(R, on_evict, ud);
+  while (R->fin_count > R->max_finished) evict_oldest(R);
 }
 
-void ai_registry_set_limit(ai_registry *R, uint32_t max_finished, ai_evict_fn on_evict,
-                           void *ud) {
+void ai_registry_set_limit(ai_registry *R, uint32_t max_finished) {
   R->max_finished = max_finished;
-  while (R->fin_count > R->max_finished) evict_oldest(R, on_evict, ud);
+  while (R->fin_count > R->max_finished) evict_oldest(R);
 }
 
 ai_task *ai_registry_at(const ai_registry *R, uint32_t slot) {

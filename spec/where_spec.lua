@@ -814,7 +814,7 @@ end]]
       assert.is_nil(text:find("failed", 1, true)) -- live tasks only
     end)
 
-    it("writes to a path and reads snapshots, with a placeholder for a gone parent", function()
+    it("writes to a path and reads snapshots, with a stand-in node for a gone parent", function()
       local snap = { t = 10, stats = {}, tasks = {
         { id = 7, parent = 3, name = "orphan", state = "running", created = 0 } } }
       local path = os.tmpname()

@@ -32,7 +32,7 @@ static void free_chunks(void) {
 
 static void finish(ai_registry *R, ai_task *t) {
   t->state = AI_COMPLETED;
-  ai_registry_retire(R, t, NULL, NULL);
+  ai_registry_retire(R, t);
 }
 
 static void test_lookup_and_identity(void) {
@@ -88,7 +88,7 @@ static void test_retention(void) {
   ai_registry_count_live(&R, counts);
   CHECK(counts[AI_SUSPENDED] == 1 && counts[AI_COMPLETED] == 2999);
   /* lowering the limit evicts at once */
-  ai_registry_set_limit(&R, 2, NULL, NULL);
+  ai_registry_set_limit(&R, 2);
   CHECK(R.used == 3);
   ai_registry_clear(&R);
   CHECK(R.used == 0 && R.total == 0 && ai_strings_count(S) == 0);

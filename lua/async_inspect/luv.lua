@@ -215,15 +215,20 @@ local function start_idle()
   idle:start(drain)
 end
 
+-- append rec to the ready queue; its resume comes on the next pass of the loop
+local function push_ready(rec)
+  local i = q_tail + 1
+  q_tail = i
+  queue[i] = rec
+  if idle == nil then start_idle() end
+end
+
 -- schedule a resume of rec, if it has not been resumed since `gen`, with n
 -- values (val: the value, or the packed values)
 local function enqueue(rec, gen, kind, n, val)
   if rec.gen ~= gen or rec.qgen == gen then return end -- void, or one is pending
   rec.qgen, rec.qkind, rec.qn, rec.qval = gen, kind, n, val
-  local i = q_tail + 1
-  q_tail = i
-  queue[i] = rec
-  if idle == nil then start_idle() end
+  push_ready(rec)
 end
 
 -- slow callbacks -------------------------------------------------------------------
@@ -1089,10 +1094,7 @@ local function spawn_task(name, fn, level, ...)
     wgen = nil, wait = nil, done = nil, nres = nil, r1 = nil, observed = nil,
   }, Task)
   recs[co] = rec
-  local i = q_tail + 1
-  q_tail = i
-  queue[i] = rec
-  if idle == nil then start_idle() end
+  push_ready(rec)
   return rec
 end
 
@@ -1158,10 +1160,7 @@ function M.wake(target, ...)
   if target.done then return false end
   if target.qgen == gen then return true end -- a wake is pending already
   target.qgen, target.qkind, target.qn, target.qval = gen, K_WAKE, n, (...)
-  local i = q_tail + 1
-  q_tail = i
-  queue[i] = target
-  if idle == nil then start_idle() end
+  push_ready(target)
   return true
 end
 

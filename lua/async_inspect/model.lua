@@ -55,7 +55,7 @@ function M.new(opts)
     since = {},        -- id -> time of the resume in progress
     resumed_by = {},   -- id -> task that resumed it (set to `normal` meanwhile)
     named = {},        -- id -> true once a `name` event renamed it
-    placeholder = {},  -- id -> true while the name is a made-up one
+    guessed = {},  -- id -> true while the name is made up (spawn event not seen yet)
     t = 0, seq = 0, lost = 0, count = 0,
     base_stats = {}, resources = nil, warnings = nil, deadlocks = nil,
     max_events = opts.max_events or 100000,
@@ -72,7 +72,7 @@ local function task_of(self, id, t)
       created = nil, last_change = t, resumes = 0, busy = 0 }
     self.tasks[id] = rec
     self.count = self.count + 1
-    self.placeholder[id] = true
+    self.guessed[id] = true
   end
   return rec
 end
@@ -107,11 +107,11 @@ local APPLY = {}
 function APPLY.spawn(self, e)
   local rec = self.tasks[e.task]
   if not rec then self.count = self.count + 1 end
-  if not rec or self.placeholder[e.task] then
+  if not rec or self.guessed[e.task] then
     rec = { id = e.task, name = rec and rec.name or ("task " .. tostring(e.task)),
       kind = rec and rec.kind or "coroutine" }
     self.tasks[e.task] = rec
-    self.placeholder[e.task] = true
+    self.guessed[e.task] = true
   end
   rec.parent = (e.other ~= 0) and e.other or nil
   rec.state = "pending"
@@ -170,7 +170,7 @@ function APPLY.name(self, e)
   local rec = task_of(self, e.task, e.t)
   rec.name = e.loc
   self.named[e.task] = true
-  self.placeholder[e.task] = nil
+  self.guessed[e.task] = nil
 end
 
 --- Apply one event (a table with `seq, t, task, kind, loc, other, detail`). Events with a
@@ -219,7 +219,7 @@ function Model:apply_meta(meta)
   if not rec then return end
   if meta.name and not self.named[meta.id] then
     rec.name = meta.name
-    self.placeholder[meta.id] = nil
+    self.guessed[meta.id] = nil
   end
   if meta.kind then rec.kind = meta.kind end
   if meta["function"] then rec["function"] = meta["function"] end
@@ -228,9 +228,9 @@ function Model:apply_meta(meta)
 end
 
 local function merge_task(self, rec, snap_task)
-  if self.placeholder[rec.id] and snap_task.name and not self.named[rec.id] then
+  if self.guessed[rec.id] and snap_task.name and not self.named[rec.id] then
     rec.name = snap_task.name
-    self.placeholder[rec.id] = nil
+    self.guessed[rec.id] = nil
   end
   -- fields that belong to a state (wait, where_fn) only while it is the same state
   local same = rec.state == snap_task.state and rec.last_change == snap_task.last_change
@@ -256,7 +256,7 @@ function Model:load_snapshot(snap, opts)
   opts = opts or {}
   local full = opts.full ~= false
   if full then
-    self.tasks, self.since, self.resumed_by, self.named, self.placeholder = {}, {}, {}, {}, {}
+    self.tasks, self.since, self.resumed_by, self.named, self.guessed = {}, {}, {}, {}, {}
     for _, st in ipairs(snap.tasks) do
       local rec = copy(st)
       self.tasks[rec.id] = rec
@@ -353,7 +353,7 @@ function Model:clone()
   c.tasks = {}
   for id, rec in pairs(self.tasks) do c.tasks[id] = copy(rec) end
   c.since, c.resumed_by = copy(self.since), copy(self.resumed_by)
-  c.named, c.placeholder = copy(self.named), copy(self.placeholder)
+  c.named, c.guessed = copy(self.named), copy(self.guessed)
   c.ev = copy(self.ev)
   return c
 end

@@ -1139,81 +1139,13 @@ function M.export(prof, label)
   return data
 end
 
--- JSON with sorted keys and exact integers, so saved runs diff cleanly
-local function json_string(s)
-  s = vutil.sanitize(s):gsub('[%c"\\]', function(c)
-    return c == '"' and '\\"' or c == "\\" and "\\\\" or format("\\u%04x", c:byte())
-  end)
-  return '"' .. s .. '"'
-end
-
-local function is_array(t)
-  local n = #t
-  if n == 0 then return next(t) == nil end
-  for k in pairs(t) do
-    if math.type(k) ~= "integer" or k < 1 or k > n then return false end
-  end
-  return true
-end
-
-local function to_json(v, indent, out)
-  local tv = type(v)
-  if tv == "string" then
-    out[#out + 1] = json_string(v)
-  elseif tv == "number" then
-    if math.type(v) == "integer" then
-      out[#out + 1] = format("%d", v)
-    elseif v ~= v or v == math.huge or v == -math.huge then
-      out[#out + 1] = "null"
-    else
-      local text = format("%.14g", v)
-      if tonumber(text) ~= v then text = format("%.17g", v) end
-      out[#out + 1] = text
-    end
-  elseif tv == "boolean" then
-    out[#out + 1] = tostring(v)
-  elseif tv == "table" then
-    local inner = indent .. "  "
-    if is_array(v) then
-      if #v == 0 then out[#out + 1] = "[]" return end
-      out[#out + 1] = "[\n"
-      for i, x in ipairs(v) do
-        out[#out + 1] = inner
-        to_json(x, inner, out)
-        out[#out + 1] = i < #v and ",\n" or "\n"
-      end
-      out[#out + 1] = indent .. "]"
-    else
-      local keys = {}
-      for k, x in pairs(v) do
-        local tx = type(x)
-        if type(k) == "string" and tx ~= "function" and tx ~= "userdata" and tx ~= "thread" then
-          keys[#keys + 1] = k
-        end
-      end
-      sort(keys)
-      out[#out + 1] = "{\n"
-      for i, k in ipairs(keys) do
-        out[#out + 1] = inner .. json_string(k) .. ": "
-        to_json(v[k], inner, out)
-        out[#out + 1] = i < #keys and ",\n" or "\n"
-      end
-      out[#out + 1] = indent .. "}"
-    end
-  else
-    out[#out + 1] = "null"
-  end
-end
-
 --- Encode saved profile data as JSON text (sorted keys, exact integers).
 -- @tparam table data from `export`
 -- @treturn string
 function M.encode(data)
   if type(data) ~= "table" then arg_error(1, "encode", "table expected, got " .. type(data)) end
-  local out = {}
-  to_json(data, "", out)
-  out[#out + 1] = "\n"
-  return concat(out)
+  -- sorted keys and exact integers, so saved runs diff cleanly
+  return require("async_inspect.wire").encode_pretty(data)
 end
 
 --- Save the profile of the live program (or `opts.profile`) to a versioned JSON file.

@@ -59,33 +59,48 @@ local function is_array(t)
   return count == n
 end
 
-local function encode_table(t, out, depth)
-  if depth > 64 then error("wire.encode: nesting deeper than 64 (a cycle?)", 0) end
-  if is_array(t) then
-    out[#out + 1] = "["
-    for i = 1, #t do
-      if i > 1 then out[#out + 1] = "," end
-      encode_value(t[i], out, depth + 1)
-    end
-    out[#out + 1] = "]"
-    return
-  end
-  out[#out + 1] = "{"
-  local first = true
+-- the keys of an object that are written: functions, userdata and threads are left out
+local function object_keys(t, sorted)
+  local keys = {}
   for k, v in pairs(t) do
     local tv = type(v)
-    if tv ~= "function" and tv ~= "userdata" and tv ~= "thread" then
-      if not first then out[#out + 1] = "," end
-      first = false
-      out[#out + 1] = encode_string(type(k) == "string" and k or tostring(k))
-      out[#out + 1] = ":"
-      encode_value(v, out, depth + 1)
-    end
+    if tv ~= "function" and tv ~= "userdata" and tv ~= "thread" then keys[#keys + 1] = k end
   end
-  out[#out + 1] = "}"
+  if sorted then table.sort(keys, function(a, b) return tostring(a) < tostring(b) end) end
+  return keys
 end
 
-function encode_value(v, out, depth)
+-- `indent`: nil for compact output, else the current indentation (pretty, sorted keys)
+local function encode_table(t, out, depth, indent)
+  if depth > 64 then error("wire.encode: nesting deeper than 64 (a cycle?)", 0) end
+  local array = is_array(t)
+  local keys = not array and object_keys(t, indent ~= nil) or nil
+  local n = array and #t or #keys
+  if n == 0 then
+    out[#out + 1] = array and "[]" or "{}"
+    return
+  end
+  local inner = indent and indent .. "  "
+  local sep = indent and ",\n" or ","
+  out[#out + 1] = array and "[" or "{"
+  if indent then out[#out + 1] = "\n" end
+  for i = 1, n do
+    if i > 1 then out[#out + 1] = sep end
+    if inner then out[#out + 1] = inner end
+    if array then
+      encode_value(t[i], out, depth + 1, inner)
+    else
+      local k = keys[i]
+      out[#out + 1] = encode_string(type(k) == "string" and k or tostring(k))
+      out[#out + 1] = indent and ": " or ":"
+      encode_value(t[k], out, depth + 1, inner)
+    end
+  end
+  if indent then out[#out + 1] = "\n" .. indent end
+  out[#out + 1] = array and "]" or "}"
+end
+
+function encode_value(v, out, depth, indent)
   local tv = type(v)
   if tv == "string" then
     out[#out + 1] = encode_string(v)
@@ -102,7 +117,7 @@ function encode_value(v, out, depth)
   elseif tv == "boolean" then
     out[#out + 1] = v and "true" or "false"
   elseif tv == "table" then
-    encode_table(v, out, depth)
+    encode_table(v, out, depth, indent)
   else
     out[#out + 1] = "null"
   end
@@ -116,6 +131,18 @@ end
 function M.encode(v)
   local out = {}
   encode_value(v, out, 0)
+  return concat(out)
+end
+
+--- Encode a value as indented JSON with sorted keys, ending with a newline: the same
+-- values as `encode`, laid out so that two files diff line by line.
+-- @param v value
+-- @treturn string
+-- @usage io.write(wire.encode_pretty({b = 1, a = {2, 3}}))
+function M.encode_pretty(v)
+  local out = {}
+  encode_value(v, out, 0, "")
+  out[#out + 1] = "\n"
   return concat(out)
 end
 

@@ -2,7 +2,7 @@
 --
 -- One node per task (`#id name`, its state and durations, where a suspended task
 -- waits), one edge from each parent to each child. A parent whose record is gone
--- (evicted after it finished) appears as a dashed placeholder so its children stay
+-- (evicted after it finished) appears as a dashed stand-in node so its children stay
 -- grouped. `dot_text` and `mermaid_text` are pure (task records in, text out);
 -- `write` serves `ai.export.dot()` and `ai.export.mermaid()`.
 -- @module async_inspect.export.graph
