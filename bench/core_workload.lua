@@ -1,6 +1,6 @@
 -- One benchmark workload in one mode, in a fresh process (bench/run.lua drives it).
 --   lua5.4 bench/core_workload.lua MODE WORKLOAD N
--- MODE: bare | floor | uninstalled | disabled | nolocations | enabled | sampled | naive | sethook
+-- MODE: bare | floor | clockfloor | uninstalled | disabled | nolocations | enabled | sampled | naive | sethook
 -- WORKLOAD: roundtrip (resume+yield of one coroutine) | lifecycle (create + run to completion)
 -- Prints the wall time of the measured loop in seconds.
 -- luacheck: ignore 122 (the comparison modes replace coroutine functions)
@@ -17,10 +17,12 @@ for i = 1, tonumber(os.getenv("BENCH_BALLAST") or 20000) do ballast[i] = { i } e
 _G.BENCH_BALLAST = ballast -- kept live for the whole run
 
 local ai
-if mode == "floor" then
-  -- lcorolib's own resume/create copied into a separate C module (bench/nullhook.c)
+if mode == "floor" or mode == "clockfloor" then
+  -- lcorolib's own resume/create copied into a separate C module (bench/nullhook.c);
+  -- clockfloor: that resume reading the clock before and after, recording nothing
   local null = require "ai_nullhook"
-  coroutine.resume, coroutine.create = null.resume, null.create
+  coroutine.resume = mode == "floor" and null.resume or null.resume_clocked
+  coroutine.create = null.create
 elseif mode ~= "bare" and mode ~= "naive" and mode ~= "sethook" then
   ai = require "async_inspect"
   if mode == "uninstalled" then ai.uninstall()

@@ -6,9 +6,29 @@
 ** ("floor" mode) to separate the cost of async_inspect's recording from the
 ** cost of any C function outside the interpreter binary: its calls into the
 ** Lua API go through the GOT, where lcorolib's are direct calls.
+**
+** resume_clocked is the same resume reading the clock before and after, as
+** the tracked hot path does, and recording nothing: the floor of any tracker
+** that timestamps each resume and yield ("clockfloor" mode). clock_ns times
+** one read of that clock.
 */
+#include <stdint.h>
+#include <time.h>
 #include "lua.h"
 #include "lauxlib.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+static uint64_t ticks(void) { return (uint64_t)__rdtsc(); }
+#else
+static uint64_t ticks(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+#endif
+
+static volatile uint64_t busy_ticks; /* the reads must not be optimised away */
 
 static int auxresume(lua_State *L, lua_State *co, int narg) {
   int status, nres;
@@ -46,6 +66,43 @@ static int null_resume(lua_State *L) {
   return r + 1;
 }
 
+static int null_resume_clocked(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  uint64_t t0;
+  int r;
+  luaL_argexpected(L, co, 1, "coroutine");
+  t0 = ticks();
+  r = auxresume(L, co, lua_gettop(L) - 1);
+  busy_ticks += ticks() - t0;
+  if (r < 0) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(r + 1));
+  return r + 1;
+}
+
+static double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* clock_ns(n) -> nanoseconds per read of the clock the tracker uses */
+static int null_clock_ns(lua_State *L) {
+  lua_Integer i, n = luaL_optinteger(L, 1, 10000000);
+  uint64_t sum = 0;
+  double t0;
+  luaL_argcheck(L, n > 0, 1, "positive count expected");
+  t0 = mono_s();
+  for (i = 0; i < n; i++) sum += ticks();
+  busy_ticks += sum;
+  lua_pushnumber(L, (mono_s() - t0) * 1e9 / (double)n);
+  return 1;
+}
+
 static int null_create(lua_State *L) {
   lua_State *NL;
   luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -56,7 +113,9 @@ static int null_create(lua_State *L) {
 }
 
 __attribute__((visibility("default"))) int luaopen_ai_nullhook(lua_State *L) {
-  static const luaL_Reg fns[] = {{"resume", null_resume}, {"create", null_create}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"resume", null_resume}, {"resume_clocked", null_resume_clocked},
+      {"create", null_create}, {"clock_ns", null_clock_ns}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

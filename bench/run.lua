@@ -18,6 +18,7 @@ local use_callgrind = os.getenv("BENCH_NO_CALLGRIND") ~= "1"
 local MODES = {
   { "bare", "plain Lua 5.4, async_inspect not loaded" },
   { "floor", "lcorolib's own code in a separate C module (bench/nullhook.c)" },
+  { "clockfloor", "the floor plus two clock reads per resume, recording nothing" },
   { "uninstalled", "loaded, then ai.uninstall()" },
   { "disabled", "installed, ai.disable()" },
   { "nolocations", "enabled, yield locations off" },
@@ -70,6 +71,16 @@ local function ratio(x, base)
   return ("%5.2fx"):format(x / base)
 end
 
+local function lua_script(code)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(code)
+  f:close()
+  local out = run(("%s %s 2>&1"):format(LUA, path))
+  os.remove(path)
+  return out
+end
+
 local function core_table()
   local n_rt = quick and 300000 or 2000000
   local n_lc = quick and 100000 or 500000
@@ -96,17 +107,13 @@ local function core_table()
       r.what))
   end
   print(("bare round trip: %.0f ns wall, lifecycle: %.0f ns wall"):format(base.rt_bare * 1e9, base.lc_bare * 1e9))
+  local clock = tonumber(lua_script('print(require("ai_nullhook").clock_ns())'))
+  if clock then
+    print(("one clock read (the tracker's timestamp): %.1f ns; two per round trip = %.0f%% of a bare one")
+      :format(clock, 200 * clock / (base.rt_bare * 1e9)))
+  end
 end
 
-local function lua_script(code)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(code)
-  f:close()
-  local out = run(("%s %s 2>&1"):format(LUA, path))
-  os.remove(path)
-  return out
-end
 
 local function memory_table()
   local out = lua_script([[
