@@ -29,8 +29,16 @@ extern int ai_clock_tsc_ok;
 static inline ai_tick ai_now(void) {
   return ai_clock_tsc_ok ? (ai_tick)__rdtsc() : ai_clock_now();
 }
+/* the trusted hook family exists only with a usable TSC (module.c), so
+** there the test of ai_clock_tsc_ok is known to pass and is left out */
+static inline __attribute__((always_inline)) ai_tick ai_now_in(int trusted) {
+  return trusted ? (ai_tick)__rdtsc() : ai_now();
+}
+#define AI_CLOCK_TRUSTED_OK() (ai_clock_tsc_ok)
 #else
 static inline ai_tick ai_now(void) { return ai_clock_now(); }
+static inline ai_tick ai_now_in(int trusted) { (void)trusted; return ai_clock_now(); }
+#define AI_CLOCK_TRUSTED_OK() 1
 #endif
 
 /* ---- strings.c: interned texts (locations, names, labels, errors) ---- */
@@ -241,23 +249,23 @@ static inline uint32_t ai_hist_bucket_of(uint64_t v) {
   int shift;
   if (v < AI_HIST_SUB) return (uint32_t)v;
   shift = 63 - __builtin_clzll(v) - AI_HIST_SUB_BITS;
-  return (uint32_t)((shift + 1) * AI_HIST_SUB + ((v >> shift) - AI_HIST_SUB));
+  /* (shift + 1) * SUB + (v >> shift) - SUB: v >> shift has its top bit at SUB */
+  return (uint32_t)(shift * AI_HIST_SUB) + (uint32_t)(v >> shift);
 }
 
 /* the hot path's version of ai_hist_record */
 static inline void ai_hist_add(ai_hist *h, uint64_t v) {
   uint32_t b = ai_hist_bucket_of(v);
-  /* no min, max or sum here: read-out derives them from the buckets
-  ** (ai_hist_settle), within the buckets' 1.6% */
+  /* no count, min, max or sum here: read-out derives them from the
+  ** buckets (ai_hist_settle), within the buckets' 1.6% */
   h->buckets[b]++;
-  h->count++;
 }
 void ai_hist_merge(ai_hist *into, const ai_hist *from);
 /* value at quantile q in [0, 1]; 0 when empty */
 uint64_t ai_hist_quantile(const ai_hist *h, double q);
 uint64_t ai_hist_bucket_value(uint32_t b);
 void ai_hist_scale(ai_hist *dst, const ai_hist *src, double factor);
-/* fill min and sum of a histogram fed by ai_hist_add */
+/* fill count, min, max and sum of a histogram fed by ai_hist_add */
 void ai_hist_settle(ai_hist *h);
 
 /* ---- long polls: the last few resumes longer than long_poll_ticks ---- */

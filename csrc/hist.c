@@ -81,9 +81,11 @@ void ai_hist_settle(ai_hist *h) {
   int first = 1;
   h->sum = 0;
   h->max = 0;
+  h->count = 0;
   for (i = 0; i < AI_HIST_BUCKETS; i++) {
     uint64_t v;
     if (h->buckets[i] == 0) continue;
+    h->count += h->buckets[i];
     v = ai_hist_bucket_value(i);
     if (first) {
       h->min = v;

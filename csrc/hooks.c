@@ -643,15 +643,15 @@ void ai_long_polls_clear(ai_inspector *I) {
 
 /* an await point announced from Lua (ai.await_point, luv helpers) for
 ** this yield: its label and location replace the ones found here */
-static void __attribute__((noinline))
-take_pending(ai_inspector *I, ai_task *t, ai_str *loc, ai_str *label) {
-  *loc = I->pending_loc;
-  *label = I->pending_label;
+/* (the label comes back as the result, the location in I->pending_loc until
+** the caller reads it: no out-parameters, which would keep the caller's
+** locals in memory on the common path) */
+static ai_str __attribute__((noinline)) take_pending(ai_inspector *I) {
+  ai_str label = I->pending_label;
   I->pending_task = 0;
   I->pending_label = 0;
-  I->pending_loc = 0;
-  if (*label != 0) ai_strings_ref(I->strings, *label); /* the record's own */
-  (void)t;
+  if (label != 0) ai_strings_ref(I->strings, label); /* the record's own */
+  return label;
 }
 
 /* the coroutine ended: completed, or failed with the error on errL's top */
@@ -672,7 +672,7 @@ resume_ended(ai_inspector *I, lua_State *L, lua_State *co, ai_task *t, int statu
 static inline __attribute__((always_inline)) void
 resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
                               ai_task *t, int status, lua_State *errL, int fast) {
-  ai_tick now = ai_now();
+  ai_tick now = ai_now_in(fast);
   uint64_t ran = now - t->resume_start;
   t->busy += ran;
   t->last_change = now;
@@ -681,7 +681,11 @@ resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
   if (l_likely(status == LUA_YIELD)) {
     ai_str loc = 0, label = 0;
     t->state = AI_SUSPENDED;
-    if (l_unlikely(I->pending_task == t->id)) take_pending(I, t, &loc, &label);
+    if (l_unlikely(I->pending_task == t->id)) {
+      label = take_pending(I);
+      loc = I->pending_loc;
+      I->pending_loc = 0;
+    }
     if (loc == 0 && I->locations) loc = yield_site(I, co, fast);
     t->where = loc;
     if (l_unlikely(t->await_label != 0)) ai_strings_release(I->strings, t->await_label);
@@ -708,7 +712,7 @@ resume_tracked(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
   rt = resumer_task(I, L);
   rid = rt ? rt->id : 0;
   id = t->id;
-  resume_begin(I, t, rt, ai_now());
+  resume_begin(I, t, rt, ai_now_in(fast));
   r = auxresume_status(L, co, narg, &status);
   /* a reset inside the resume may have recycled the records */
   if (l_likely(t->id == id && status != -1)) resume_end(I, L, co, co_idx, t, status, L, fast);

@@ -1618,7 +1618,7 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
   lua_pushvalue(L, ins);
   lua_pushvalue(L, anchors);
   luaL_getmetatable(L, SENTINEL_MT);
-  ai_push_hooks(L, I->reg.foreign == NULL && I->fast_sites);
+  ai_push_hooks(L, I->reg.foreign == NULL && I->fast_sites && AI_CLOCK_TRUSTED_OK());
   for (i = AI_NHOOKS - 1; i >= 0; i--) lua_setfield(L, -(i + 2), ai_hook_names[i]);
   lua_setfield(L, -2, "hooks");
   return 1;

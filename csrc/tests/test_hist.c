@@ -217,8 +217,32 @@ static void test_scale(void) {
   }
 }
 
+/* the hot path's ai_hist_add keeps only buckets; settled, it must hold the
+** same buckets and count as ai_hist_record, and min/max within a bucket */
+static void test_hot_add(void) {
+  static ai_hist fast, full;
+  uint32_t i, b;
+  int same = 1;
+  ai_hist_init(&fast);
+  ai_hist_init(&full);
+  for (i = 0; i < 100000; i++) {
+    uint64_t v = rng() >> (rng() % 64);
+    ai_hist_add(&fast, v);
+    ai_hist_record(&full, v);
+  }
+  ai_hist_settle(&fast);
+  for (b = 0; b < AI_HIST_BUCKETS; b++) same = same && fast.buckets[b] == full.buckets[b];
+  CHECK(same, "ai_hist_add and ai_hist_record fill different buckets");
+  CHECK(fast.count == 100000, "settled count %llu", (unsigned long long)fast.count);
+  CHECK(rel_err(fast.min, full.min) < 0.02 || fast.min == full.min, "min %llu vs %llu",
+        (unsigned long long)fast.min, (unsigned long long)full.min);
+  CHECK(rel_err(fast.max, full.max) < 0.02, "max %llu vs %llu", (unsigned long long)fast.max,
+        (unsigned long long)full.max);
+}
+
 int main(void) {
   printf("test_hist\n");
+  test_hot_add();
   test_empty_and_single();
   test_bucket_error();
   test_distributions();
