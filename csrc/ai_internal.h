@@ -238,7 +238,8 @@ static inline ai_task *ai_registry_of(const ai_registry *R, lua_State *co) {
 typedef struct ai_hist {
   uint64_t count, min, max;
   double sum;
-  uint32_t buckets[AI_HIST_BUCKETS];
+  /* 64-bit: a busy program passes 2^32 resumes of one duration in minutes */
+  uint64_t buckets[AI_HIST_BUCKETS];
 } ai_hist;
 
 void ai_hist_init(ai_hist *h);

@@ -238,6 +238,11 @@ static void test_hot_add(void) {
         (unsigned long long)fast.min, (unsigned long long)full.min);
   CHECK(rel_err(fast.max, full.max) < 0.02, "max %llu vs %llu", (unsigned long long)fast.max,
         (unsigned long long)full.max);
+  /* a bucket goes past 2^32 (minutes of a busy program) without wrapping */
+  b = ai_hist_bucket_of(1000);
+  fast.buckets[b] = UINT32_MAX;
+  ai_hist_add(&fast, 1000);
+  CHECK(fast.buckets[b] == (uint64_t)UINT32_MAX + 1, "bucket wrapped at 2^32");
 }
 
 int main(void) {
