@@ -134,7 +134,7 @@ typedef struct ai_task {
   ai_tick last_change;    /* last state change; for a finished task its end */
   uint64_t busy;          /* ticks spent inside resume */
   union {                 /* anonymous: t->resumes, t->next_free */
-    uint32_t resumes;     /* in use: resumes so far */
+    uint64_t resumes;     /* in use: resumes so far (a long-lived task passes 2^32) */
     uint32_t next_free;   /* free: free list link (slot index + 1) */
   };
   ai_str name;            /* 0: default name = created_fn */
