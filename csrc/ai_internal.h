@@ -123,7 +123,9 @@ enum ai_state {
 
 enum ai_task_flags {
   AI_TF_ANCHORED = 1, /* has a collection sentinel (first yield seen) */
-  AI_TF_BLOCK = 2     /* ai.task() guard, no coroutine */
+  AI_TF_BLOCK = 2,    /* ai.task() guard, no coroutine */
+  AI_TF_WATCHED = 4   /* never resumed: in the watch table (hooks.c), its
+                         resume_start holds its watch slot */
 };
 
 typedef struct ai_task {
@@ -160,6 +162,7 @@ typedef struct ai_task {
 #define AI_ANCHORS_KEY "async_inspect.anchors" /* registry: the anchor table */
 #define AI_INSPECTOR_KEY "async_inspect.inspector"
 #define AI_SENTINEL_MT "async_inspect.sentinel"
+#define AI_WATCH_KEY "async_inspect.watch" /* registry: the watch table */
 
 typedef struct ai_registry {
   ai_task **chunks;
@@ -319,6 +322,10 @@ typedef struct ai_inspector {
   uint32_t sample_threshold; /* track a new task when rand < threshold; max = all */
   uint64_t rng;
   uint32_t epoch;        /* bumped after each GC cycle */
+  uint32_t watched;      /* records flagged AI_TF_WATCHED */
+  uint32_t swept_epoch;  /* epoch of the last sweep */
+  uint32_t *watch;       /* watch slot -> record slot, or next free | top bit */
+  uint32_t watch_top, watch_cap, watch_free;
   uint64_t pending_task; /* task whose next yield gets pending_label/loc */
   ai_str pending_label;  /* reference held */
   ai_str pending_loc;    /* location chosen by a helper for the next yield */
@@ -372,6 +379,10 @@ static inline int ai_resume_results(lua_State *L, int r) {
 }
 int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *nres);
 ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co);
+void ai_watch(ai_inspector *I, lua_State *L, int co_idx, ai_task *t);
+void ai_unwatch(ai_inspector *I, ai_task *t);
+void ai_sweep_watched(ai_inspector *I, lua_State *L);
+void ai_settle_watched(ai_inspector *I, lua_State *L);
 uint64_t ai_current_task(ai_inspector *I, lua_State *L);
 ai_task *ai_track(ai_inspector *I, lua_State *L, lua_State *co, int fn_idx, int site_level);
 int ai_grow_registry(ai_inspector *I, lua_State *L);

@@ -33,7 +33,7 @@
 
 #define UV_INSPECTOR lua_upvalueindex(1)
 #define UV_ANCHORS lua_upvalueindex(2)
-#define UV_SENTINEL_MT lua_upvalueindex(3)
+#define UV_WATCH lua_upvalueindex(3)
 
 /* ---------------------------------------------------------------------- */
 /* closing a coroutine: the API changed within 5.4                          */
@@ -387,6 +387,7 @@ ai_task *ai_track(ai_inspector *I, lua_State *L, lua_State *co, int fn_idx, int 
 void ai_finish(ai_inspector *I, ai_task *t, uint8_t state, ai_str detail, ai_tick now) {
   static const uint8_t kinds[AI_STATE_COUNT] = {
     0, 0, 0, 0, AI_EV_COMPLETE, AI_EV_FAIL, AI_EV_CANCEL, AI_EV_DROP };
+  if (t->flags & AI_TF_WATCHED) ai_unwatch(I, t); /* ended: nothing to watch */
   t->state = state;
   t->last_change = now; /* the end time of a finished task */
   if (state != AI_DROPPED && state != AI_CANCELLED) t->where = 0;
@@ -464,7 +465,100 @@ static void anchor_with(lua_State *L, int co_idx, ai_task *t, int anchors_idx, i
 }
 
 static void anchor(lua_State *L, int co_idx, ai_task *t) {
-  anchor_with(L, co_idx, t, UV_ANCHORS, UV_INSPECTOR, UV_SENTINEL_MT);
+  if (!lua_checkstack(L, 1)) return;
+  co_idx = lua_absindex(L, co_idx);
+  luaL_getmetatable(L, AI_SENTINEL_MT); /* once per task: from the registry */
+  anchor_with(L, co_idx, t, UV_ANCHORS, UV_INSPECTOR, lua_gettop(L));
+  lua_pop(L, 1);
+}
+
+/* A coroutine that never ran has no sentinel (one per create would cost
+** more than the rest of create and resume together). It is watched
+** instead: it takes a slot w of the watch table, a weak-valued array where
+** watch[w] = co, and I->watch[w] names its record. The collector clears
+** watch[w] when co dies; a sweep after collections finds such slots and
+** drops their records. A slot is given back at the first resume (or end)
+** without touching the table: the stale weak value keeps nothing alive and
+** is overwritten when the slot is taken again. While a record is watched,
+** its resume_start (unused until the first resume sets it) holds w. */
+#define AI_WATCH_FREE 0x80000000u
+
+static uint32_t take_watch_slot(ai_inspector *I) {
+  uint32_t w = I->watch_free, *n;
+  if (w != 0) {
+    I->watch_free = I->watch[w] & ~AI_WATCH_FREE;
+    return w;
+  }
+  if (I->watch_top + 1 >= I->watch_cap) { /* grown geometrically: rare */
+    uint32_t cap = I->watch_cap ? I->watch_cap * 2 : 256;
+    if (cap >= AI_WATCH_FREE || (n = realloc(I->watch, cap * sizeof *n)) == NULL) return 0;
+    I->watch = n;
+    I->watch_cap = cap;
+  }
+  return ++I->watch_top; /* slot 0 is never used: 0 means none */
+}
+
+static void watch_at(ai_inspector *I, lua_State *L, int co_idx, ai_task *t, int watch_idx) {
+  uint32_t w = take_watch_slot(I);
+  if (w == 0) return; /* out of memory: it stays pending, as without watching */
+  co_idx = lua_absindex(L, co_idx);
+  lua_pushvalue(L, co_idx);
+  lua_rawseti(L, watch_idx, (lua_Integer)w);
+  I->watch[w] = t->slot;
+  t->resume_start = w;
+  t->flags |= AI_TF_WATCHED;
+  I->watched++;
+}
+
+/* watch a pending record from outside the hooks (adopted coroutines) */
+void ai_watch(ai_inspector *I, lua_State *L, int co_idx, ai_task *t) {
+  if (t->state != AI_PENDING || (t->flags & (AI_TF_WATCHED | AI_TF_BLOCK))) return;
+  if (!lua_checkstack(L, 3)) return;
+  co_idx = lua_absindex(L, co_idx);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, AI_WATCH_KEY) == LUA_TTABLE)
+    watch_at(I, L, co_idx, t, lua_gettop(L));
+  lua_pop(L, 1);
+}
+
+void ai_unwatch(ai_inspector *I, ai_task *t) {
+  uint32_t w = (uint32_t)t->resume_start;
+  I->watch[w] = I->watch_free | AI_WATCH_FREE;
+  I->watch_free = w;
+  t->flags &= (uint8_t)~AI_TF_WATCHED;
+  I->watched--;
+}
+
+/* drop the watched records whose coroutine the collector took: O(slots
+** ever in use at once), run after collections (module.c) */
+void ai_sweep_watched(ai_inspector *I, lua_State *L) {
+  uint32_t w;
+  int top;
+  I->swept_epoch = I->epoch;
+  if (I->watched == 0 || !lua_checkstack(L, 2)) return;
+  top = lua_gettop(L);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, AI_WATCH_KEY) != LUA_TTABLE) {
+    lua_settop(L, top);
+    return;
+  }
+  for (w = 1; w <= I->watch_top && I->watched > 0; w++) {
+    ai_task *t;
+    if (I->watch[w] & AI_WATCH_FREE) continue;
+    if (lua_rawgeti(L, top + 1, (lua_Integer)w) != LUA_TNIL) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pop(L, 1);
+    t = ai_registry_slot(&I->reg, I->watch[w]);
+    ai_unwatch(I, t);
+    t->co = NULL; /* collected: its address may now belong to a new thread */
+    ai_finish(I, t, AI_DROPPED, 0, ai_now());
+  }
+  lua_settop(L, top);
+}
+
+/* before a read: the records agree with the last collection */
+void ai_settle_watched(ai_inspector *I, lua_State *L) {
+  if (I->watched > 0 && I->swept_epoch != I->epoch) ai_sweep_watched(I, L);
 }
 
 /* __gc of a sentinel: its coroutine is gone */
@@ -592,14 +686,20 @@ static inline ai_task *resumer_task(ai_inspector *I, lua_State *L) {
   return ai_registry_of(&I->reg, L);
 }
 
+/* the first resume of t: no longer watched (out of line: once per task) */
+static void __attribute__((noinline)) first_resume(ai_inspector *I, ai_task *t, ai_tick now) {
+  if (t->flags & AI_TF_WATCHED) ai_unwatch(I, t);
+  t->first_resume = now;
+}
+
 /* t starts running now, resumed by rt (NULL: the main thread) */
-static inline void resume_begin(ai_inspector *I, ai_task *t, ai_task *rt, ai_tick now) {
+static inline __attribute__((always_inline)) void resume_begin(ai_inspector *I, ai_task *t, ai_task *rt, ai_tick now) {
   uint64_t rid = 0;
   if (rt != NULL) {
     rt->state = AI_NORMAL;
     rid = rt->id;
   }
-  if (t->state == AI_PENDING) t->first_resume = now;
+  if (l_unlikely(t->state == AI_PENDING)) first_resume(I, t, now);
   t->state = AI_RUNNING;
   t->resumes++;
   t->resume_start = now; /* a running task's last change (see module.c) */
@@ -766,8 +866,9 @@ static inline __attribute__((always_inline)) lua_State *create(lua_State *L, int
   lua_pushvalue(L, 1);
   lua_xmove(L, NL, 1);
   if (I->enabled) {
+    ai_task *t;
     if (l_unlikely(sampled_out(I))) *ai_extra(NL) = &I->ignored_rec;
-    else ai_track(I, L, NL, 1, 1);
+    else if ((t = ai_track(I, L, NL, 1, 1)) != NULL) watch_at(I, L, -1, t, UV_WATCH);
   }
   return NL;
 }
@@ -869,7 +970,7 @@ static inline __attribute__((always_inline)) int close_hook(lua_State *L, int tr
     create(L, TRUSTED);                                                        \
     lua_pushvalue(L, UV_INSPECTOR);                                            \
     lua_pushvalue(L, UV_ANCHORS);                                              \
-    lua_pushvalue(L, UV_SENTINEL_MT);                                          \
+    lua_pushvalue(L, UV_WATCH);                                                \
     lua_rotate(L, -4, -1); /* the new thread goes last */                      \
     lua_pushcclosure(L, auxwrap##SUFFIX, 4);                                   \
     return 1;                                                                  \
@@ -897,7 +998,7 @@ void ai_push_hooks(lua_State *L, int trusted) {
     lua_pushvalue(L, -3 - i);
     lua_pushcclosure(L, fns[i], 3);
   }
-  /* stack: ins anchors mt h1 h2 h3 h4 -> h1 h2 h3 h4 */
+  /* stack: ins anchors watch h1 h2 h3 h4 -> h1 h2 h3 h4 */
   for (i = 0; i < 3; i++) lua_remove(L, -AI_NHOOKS - 1);
 }
 

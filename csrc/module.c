@@ -151,6 +151,7 @@ static int l_tasks(lua_State *L) {
   const ai_task **list;
   if (state != NULL && (want = state_of_name(state)) < 0)
     return luaL_argerror(L, 1, lua_pushfstring(L, "unknown state '%s'", state));
+  ai_settle_watched(I, L);
   list = sorted_tasks(L, I, want, &n);
   lua_createtable(L, (int)(n < 1u << 24 ? n : 1u << 24), 0);
   for (i = 0; i < n; i++) {
@@ -160,12 +161,23 @@ static int l_tasks(lua_State *L) {
   return 1;
 }
 
+/* co's record, adopting it if it has none; an adopted coroutine that never
+** ran is watched like a created one (ai_watch) */
+static ai_task *record_of(lua_State *L, ai_inspector *I, int arg) {
+  lua_State *co = lua_tothread(L, arg);
+  ai_task *t = ai_registry_of(&I->reg, co);
+  if (t == NULL && I->enabled && co != L) {
+    t = ai_adopt(I, L, co);
+    if (t != NULL && t->state == AI_PENDING) ai_watch(I, L, arg, t);
+  }
+  return t;
+}
+
 static ai_task *check_task(lua_State *L, ai_inspector *I, int arg) {
   ai_task *t;
+  ai_settle_watched(I, L);
   if (lua_type(L, arg) == LUA_TTHREAD) {
-    lua_State *co = lua_tothread(L, arg);
-    t = ai_registry_of(&I->reg, co);
-    if (t == NULL && I->enabled && co != L) t = ai_adopt(I, L, co);
+    t = record_of(L, I, arg);
   } else {
     lua_Integer id = luaL_checkinteger(L, arg);
     t = id > 0 ? ai_registry_by_id(&I->reg, (uint64_t)id) : NULL;
@@ -199,8 +211,7 @@ static int l_track(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   ai_task *t;
   luaL_argexpected(L, co != NULL, 1, "coroutine");
-  t = ai_registry_of(&I->reg, co);
-  if (t == NULL && I->enabled && co != L) t = ai_adopt(I, L, co);
+  t = record_of(L, I, 1);
   if (t == NULL) lua_pushnil(L);
   else lua_pushinteger(L, (lua_Integer)t->id);
   return 1;
@@ -447,6 +458,7 @@ static int l_stats(lua_State *L) {
   ai_inspector *I = inspector(L);
   uint64_t c[AI_STATE_COUNT];
   int i;
+  ai_settle_watched(I, L);
   ai_registry_count_live(&I->reg, c);
   lua_createtable(L, 0, 20);
   set_int(L, "tasks", (lua_Integer)I->reg.total);
@@ -495,6 +507,9 @@ static int l_reset(lua_State *L) {
   clear_pending(I);
   ai_timeline_clear(&I->tl);
   ai_registry_clear(&I->reg);
+  /* the records are gone, and their flags: every watch slot is free again
+  ** (the table's stale weak values are overwritten as slots are taken) */
+  I->watched = I->watch_top = I->watch_free = 0;
   ai_hist_init(&I->resume_hist);
   I->block_top = 0;
   ai_long_polls_clear(I);
@@ -628,6 +643,7 @@ static int l_thread_of(lua_State *L) {
 /* threads() -> { [id] = coroutine } of every anchored (suspended once) task */
 static int l_threads(lua_State *L) {
   ai_inspector *I = inspector(L);
+  ai_settle_watched(I, L);
   lua_newtable(L);
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushnil(L);
@@ -1442,6 +1458,9 @@ static int inspector_gc(lua_State *L) {
   free(I->ctraces);
   I->ctraces = NULL;
   I->ctraces_cap = 0;
+  free(I->watch);
+  I->watch = NULL;
+  I->watched = I->watch_top = I->watch_cap = I->watch_free = 0;
   wg_close(I);
   return 0;
 }
@@ -1454,6 +1473,8 @@ static int epoch_gc(lua_State *L) {
   I = (ai_inspector *)lua_touserdata(L, -1);
   if (I == NULL || I->closed) return 0;
   I->epoch++;
+  /* coroutines collected before they ever ran (hooks.c, watch table) */
+  ai_sweep_watched(I, L);
   lua_newuserdatauv(L, 1, 1);
   lua_pushvalue(L, -2);
   lua_setiuservalue(L, -2, 1);
@@ -1574,7 +1595,7 @@ static void claim_extraspace(ai_inspector *I) {
 }
 
 __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State *L) {
-  int ins, anchors;
+  int ins, anchors, watch;
   int i;
   ai_inspector *I;
   new_metatables(L);
@@ -1602,6 +1623,19 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
   anchors = lua_gettop(L);
   lua_pushvalue(L, anchors); /* for resumes from C schedulers (anchor_thread) */
   lua_setfield(L, LUA_REGISTRYINDEX, AI_ANCHORS_KEY);
+  /* the watch table (hooks.c): weak values, coroutines that never ran; one
+  ** per state, kept when the module is opened again (its slots are in use) */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, AI_WATCH_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 256, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, AI_WATCH_KEY);
+  }
+  watch = lua_gettop(L);
 
   lua_createtable(L, 0, 40);
   for (i = 0; funcs[i].name != NULL; i++) {
@@ -1617,7 +1651,7 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
   lua_createtable(L, 0, AI_NHOOKS);
   lua_pushvalue(L, ins);
   lua_pushvalue(L, anchors);
-  luaL_getmetatable(L, SENTINEL_MT);
+  lua_pushvalue(L, watch);
   ai_push_hooks(L, I->reg.foreign == NULL && I->fast_sites && AI_CLOCK_TRUSTED_OK());
   for (i = AI_NHOOKS - 1; i >= 0; i--) lua_setfield(L, -(i + 2), ai_hook_names[i]);
   lua_setfield(L, -2, "hooks");

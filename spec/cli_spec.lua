@@ -156,6 +156,18 @@ describe("async-inspect (parsing, in process)", function()
     assert_has(text, "ERROR deadlock  task #4  at app.lua:30")
   end)
 
+  it("tells a task collected before it ever ran from one collected while suspended", function()
+    local snap = { t = 5e9, stats = { tasks = 3 }, tasks = {
+      { id = 1, name = "gen", state = "dropped", created_at = "app.lua:4", resumes = 0 },
+      { id = 2, name = "gen", state = "dropped", created_at = "app.lua:4", resumes = 0 },
+      { id = 3, name = "w", state = "dropped", created_at = "app.lua:9", where = "app.lua:11", resumes = 2 },
+    } }
+    local items = cli.gather(snap, {})
+    assert.equal(2, #items)
+    assert_has(items[1].message, "2 tasks were created at app.lua:4 and garbage-collected before they ever ran")
+    assert_has(items[2].message, "left suspended at app.lua:11 and garbage-collected")
+  end)
+
   it("says all is well in one line, and nothing when quiet", function()
     local snap = { t = 2e6, stats = { tasks = 3, completed = 3, events = 15, uptime = 2e6 }, tasks = {} }
     assert.same({ "async-inspect: all is well: 3 tasks (3 completed), 15 events, 2.00ms" },

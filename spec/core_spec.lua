@@ -92,6 +92,48 @@ describe("tasks", function()
     assert.are.equal(1, #ai.events{ task = id, kind = "drop" })
   end)
 
+  it("marks dropped a coroutine collected before it ever ran, and keeps a live one pending", function()
+    local weak = setmetatable({}, { __mode = "v" })
+    local ids = {}
+    do
+      local created = coroutine.create(function() end)
+      local wrapped = coroutine.wrap(function() end)
+      ids.created, weak[1] = ai.task_info(created).id, created
+      ids.wrapped = ai.tasks()[#ai.tasks()].id
+      weak[2] = wrapped
+    end
+    local kept = coroutine.create(function() end)
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1], "the coroutine must be collectable")
+    assert.is_nil(weak[2], "the wrapped function must be collectable")
+    for _, id in pairs(ids) do
+      local t = ai.task_info(id)
+      assert.are.equal("dropped", t.state)
+      assert.is_not_nil(t.ended)
+      assert.are.equal(1, #ai.events{ task = id, kind = "drop" })
+    end
+    assert.are.equal("pending", ai.task_info(kept).state)
+    -- a slot given back at the first resume is taken again: no confusion
+    coroutine.resume(kept)
+    assert.are.equal("completed", ai.task_info(kept).state)
+    local again = coroutine.create(function() end)
+    collectgarbage()
+    assert.are.equal("pending", ai.task_info(again).state)
+  end)
+
+  it("holds no record of a never-run, collected coroutine as active: memory stays bounded", function()
+    ai.configure{ max_tasks = 1000 }
+    for _ = 1, 50000 do coroutine.create(print) end
+    collectgarbage()
+    collectgarbage()
+    local s = ai.stats()
+    assert.are.equal(0, s.pending)
+    assert.are.equal(0, s.active)
+    assert.is_true(s.retained <= 1000 + 1, "finished records beyond max_tasks are evicted")
+    ai.configure{ max_tasks = 100000 }
+  end)
+
   it("never keeps finished or pending coroutines alive", function()
     local weak = setmetatable({}, { __mode = "k" })
     for i = 1, 100 do

@@ -335,7 +335,7 @@ local function finding_item(f)
 end
 
 -- tasks left suspended, never started, or collected while suspended (nothing could resume
--- them any more), grouped by state and place
+-- them any more) or before they ever ran, grouped by state and place
 local UNFINISHED = { suspended = true, pending = true, dropped = true }
 
 local function unfinished_text(g, t, n, now)
@@ -345,6 +345,9 @@ local function unfinished_text(g, t, n, now)
   if g.state == "pending" then
     return format("%screated at %s and never started when the program ended (for %s)",
       several, g.at, duration(now - (t.created or now)))
+  elseif g.state == "dropped" and g.never_ran then
+    return format("%screated at %s and garbage-collected before %s ever ran", several, g.at,
+      n > 1 and "they" or "it")
   elseif g.state == "dropped" then
     return format("%sleft suspended at %s%s and garbage-collected: nothing could resume it any more",
       several, g.at, awaiting)
@@ -357,11 +360,13 @@ local function unfinished_items(snap, covered)
   local groups, order = {}, {}
   for _, t in ipairs(snap.tasks) do
     if UNFINISHED[t.state] and not covered[t.id] then
-      local at = t.state == "pending" and (t.created_at or "?") or (t.where or "?")
-      local key = table.concat({ t.state, at, t.await or "", t.wait or "" }, "\0")
+      local never_ran = t.state == "pending"
+        or (t.state == "dropped" and t.where == nil and (t.resumes or 0) == 0)
+      local at = never_ran and (t.created_at or "?") or (t.where or "?")
+      local key = table.concat({ t.state, at, t.await or "", t.wait or "", tostring(never_ran) }, "\0")
       local g = groups[key]
       if not g then
-        g = { tasks = {}, state = t.state, at = at, await = t.await, wait = t.wait }
+        g = { tasks = {}, state = t.state, at = at, await = t.await, wait = t.wait, never_ran = never_ran }
         groups[key] = g
         order[#order + 1] = g
       end
