@@ -522,10 +522,15 @@ void ai_watch(ai_inspector *I, lua_State *L, int co_idx, ai_task *t) {
 
 void ai_unwatch(ai_inspector *I, ai_task *t) {
   uint32_t w = (uint32_t)t->resume_start;
+  t->flags &= (uint8_t)~AI_TF_WATCHED;
+  if (--I->watched == 0) { /* every slot is free: start again from the first, so
+                              a burst of pending coroutines long ago does not
+                              make each sweep walk its high-water mark */
+    I->watch_top = I->watch_free = 0;
+    return;
+  }
   I->watch[w] = I->watch_free | AI_WATCH_FREE;
   I->watch_free = w;
-  t->flags &= (uint8_t)~AI_TF_WATCHED;
-  I->watched--;
 }
 
 /* drop the watched records whose coroutine the collector took: O(slots
