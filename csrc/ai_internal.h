@@ -524,4 +524,61 @@ const ai_wg_node *ai_wg_node_of(const ai_wg *G, uint64_t task);
 ** reported (a wait cancelled, a holder gone): a search from each marked task */
 void ai_wg_recheck(ai_wg *G);
 
+/* ---- sched.c: the ready queue and task states of async_inspect.luv ---- */
+/* A scheduler and each of its tasks are userdata made by the bindings
+** (module.c); the Lua scheduler keeps the slow paths, called back through
+** the scheduler's uservalues. */
+enum ai_stask_flags {
+  AI_ST_DONE = 1,     /* ended (completed, failed, cancelled) */
+  AI_ST_STARTED = 2,  /* its first resume happened */
+  AI_ST_ADOPTED = 4,  /* a coroutine not spawned by the scheduler */
+  AI_ST_MAIN = 8,     /* the main thread (adopted) */
+  AI_ST_UNDO = 16     /* the handle holds an undo of its wait, cleared at resume */
+};
+/* uservalues of a task's state */
+enum {
+  AI_ST_REC = 1,  /* the Lua handle */
+  AI_ST_VAL,      /* the value of the pending wake (packed table when several) */
+  AI_ST_WAIT,     /* what it waits for (text, reports only) */
+  AI_ST_FN,       /* the body, until the first resume */
+  AI_ST_ARGS,     /* its packed arguments, until the first resume */
+  AI_ST_SCHED,    /* the scheduler (kept alive by its tasks) */
+  AI_ST_NUV = AI_ST_SCHED
+};
+/* uservalues of a scheduler: the queue, then the Lua slow paths */
+enum {
+  AI_SC_QUEUE = 1,   /* table used as a ring of task states */
+  AI_SC_START_IDLE,  /* () the queue got its first entry */
+  AI_SC_FAILED,      /* (handle, err) a resume of ours raised */
+  AI_SC_RAW,         /* (handle) it yielded outside the helpers */
+  AI_SC_MAIN,        /* (handle, n, value) wake the main thread */
+  AI_SC_SPURIOUS,    /* (handle) a waiting task was resumed by other code; raises */
+  AI_SC_NUV = AI_SC_SPURIOUS
+};
+
+typedef struct ai_sched {
+  ai_inspector *I;
+  uint32_t head, count, cap; /* the ring: slot i at index i + 1, cap a power of two */
+  int idle;                  /* the Lua side runs an idle handle that drains */
+} ai_sched;
+
+typedef struct ai_stask {
+  ai_sched *sched;
+  lua_State *co;         /* the coroutine: identity, kept alive by the handle */
+  uint64_t gen;          /* resumes by the scheduler so far */
+  uint64_t qgen;         /* gen the pending wake is for (UINT64_MAX: none yet) */
+  uint64_t wgen;         /* gen when it last waited in a helper */
+  ai_str qkind;          /* wake kind of the pending wake (reference held) */
+  int qn;                /* values of the pending wake */
+  uint8_t flags;
+} ai_stask;
+
+void ai_sched_init(ai_sched *S, ai_inspector *I);
+void ai_sched_attribute(ai_inspector *I, lua_State *co, ai_str kind);
+void ai_sched_enqueue(lua_State *L, ai_stask *s, int sidx, uint64_t gen, ai_str kind, int n,
+                      int vidx);
+void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, int vidx);
+int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty);
+int ai_sched_wait(lua_State *L, ai_stask *s, int wait_idx);
+
 #endif
