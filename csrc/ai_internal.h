@@ -533,7 +533,8 @@ enum ai_stask_flags {
   AI_ST_STARTED = 2,  /* its first resume happened */
   AI_ST_ADOPTED = 4,  /* a coroutine not spawned by the scheduler */
   AI_ST_MAIN = 8,     /* the main thread (adopted) */
-  AI_ST_UNDO = 16     /* the handle holds an undo of its wait, cleared at resume */
+  AI_ST_UNDO = 16,    /* the handle holds an undo of its wait, cleared at resume */
+  AI_ST_WAITS = 32    /* the wait text uservalue is set */
 };
 /* uservalues of a task's state */
 enum {
@@ -559,10 +560,12 @@ enum {
 typedef struct ai_sched {
   ai_inspector *I;
   uint32_t head, count, cap; /* the ring: slot i at index i + 1, cap a power of two */
+  uint32_t grown;            /* times the ring was replaced by a bigger one */
   int idle;                  /* the Lua side runs an idle handle that drains */
 } ai_sched;
 
 typedef struct ai_stask {
+  const void *magic;     /* ai_stask_magic: tells a task state from other userdata */
   ai_sched *sched;
   lua_State *co;         /* the coroutine: identity, kept alive by the handle */
   uint64_t gen;          /* resumes by the scheduler so far */
@@ -573,7 +576,16 @@ typedef struct ai_stask {
   uint8_t flags;
 } ai_stask;
 
+extern const char ai_stask_magic;
 void ai_sched_init(ai_sched *S, ai_inspector *I);
+/* the task state at idx, or NULL when the value is something else */
+static inline ai_stask *ai_sched_task_at(lua_State *L, int idx) {
+  ai_stask *s = (ai_stask *)lua_touserdata(L, idx);
+  if (s == NULL || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *s ||
+      s->magic != &ai_stask_magic)
+    return NULL;
+  return s;
+}
 void ai_sched_attribute(ai_inspector *I, lua_State *co, ai_str kind);
 void ai_sched_enqueue(lua_State *L, ai_stask *s, int sidx, uint64_t gen, ai_str kind, int n,
                       int vidx);

@@ -946,8 +946,9 @@ static int has_mt(lua_State *L, int arg, int mt) {
 }
 
 static ai_stask *check_stask(lua_State *L, int arg) {
-  if (l_unlikely_closed(!has_mt(L, arg, UV_STASK_MT))) luaL_typeerror(L, arg, "scheduler task");
-  return (ai_stask *)lua_touserdata(L, arg);
+  ai_stask *s = ai_sched_task_at(L, arg);
+  if (s == NULL) luaL_typeerror(L, arg, "scheduler task");
+  return s;
 }
 
 static ai_sched *check_sched(lua_State *L, int arg) {
@@ -992,6 +993,7 @@ static ai_stask *new_stask(lua_State *L, ai_sched *S, int sched_arg, uint8_t fla
   luaL_checktype(L, sched_arg + 1, LUA_TTABLE);
   luaL_argexpected(L, co != NULL, sched_arg + 2, "coroutine");
   s = (ai_stask *)lua_newuserdatauv(L, sizeof *s, AI_ST_NUV);
+  s->magic = &ai_stask_magic;
   s->sched = S;
   s->co = co;
   s->gen = s->wgen = 0;
@@ -1055,6 +1057,65 @@ static int l_sched_wake(lua_State *L) {
   }
   ai_sched_enqueue(L, s, 1, s->gen, sched_text(L, I, 2), n, vidx);
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+#define UV_WK_SCHED lua_upvalueindex(1)
+#define UV_WK_CLASS lua_upvalueindex(2)
+#define UV_WK_KEY lua_upvalueindex(3)
+#define UV_WK_KIND lua_upvalueindex(4)
+#define UV_WK_SLOW lua_upvalueindex(5)
+
+/* the function sched_waker makes: wake(target, ...). The common case (a
+** handle of the class, no more than one value) here; the rest goes to the
+** slow function with the same arguments */
+static int sched_wake_fn(lua_State *L) {
+  int n = lua_gettop(L) - 1;
+  if (n <= 1 && lua_getmetatable(L, 1)) {
+    int is_handle = lua_rawequal(L, -1, UV_WK_CLASS);
+    ai_stask *s;
+    lua_pop(L, 1);
+    if (is_handle) {
+      lua_pushvalue(L, UV_WK_KEY);
+      lua_rawget(L, 1);
+      s = ai_sched_task_at(L, -1);
+      if (s != NULL) {
+        if (s->flags & AI_ST_DONE) {
+          lua_pushboolean(L, 0);
+          return 1;
+        }
+        /* the kind is pinned (checked by sched_waker): no reference */
+        ai_sched_enqueue(L, s, lua_gettop(L), s->gen,
+                         (ai_str)(uintptr_t)lua_touserdata(L, UV_WK_KIND), n, n > 0 ? 2 : 0);
+        lua_pushboolean(L, 1);
+        return 1;
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushvalue(L, UV_WK_SLOW);
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* sched_waker(S, class, key, kind, slow) -> wake(target, ...): a wake for
+** handles (tables with metatable `class` holding their task state at `key`)
+** attributed to the pinned text `kind`; other targets, or more than one
+** value, go to slow(target, ...) */
+static int l_sched_waker(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  uintptr_t kind;
+  check_sched(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checkany(L, 3);
+  luaL_argexpected(L, lua_type(L, 4) == LUA_TLIGHTUSERDATA, 4, "pinned text");
+  kind = (uintptr_t)lua_touserdata(L, 4);
+  luaL_argcheck(L, kind != 0 && kind <= UINT32_MAX &&
+                   ai_strings_get(I->strings, (ai_str)kind, NULL) != NULL, 4, "unknown text id");
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  lua_settop(L, 5);
+  lua_pushcclosure(L, sched_wake_fn, 5);
   return 1;
 }
 
@@ -1179,7 +1240,7 @@ static int l_sched_queued(lua_State *L) {
 
 static const luaL_Reg sched_funcs[] = {
   {"sched_new", l_sched_new}, {"sched_spawn", l_sched_spawn}, {"sched_adopt", l_sched_adopt},
-  {"sched_wake", l_sched_wake}, {"sched_enqueue", l_sched_enqueue}, {"sched_run", l_sched_run},
+  {"sched_wake", l_sched_wake}, {"sched_waker", l_sched_waker}, {"sched_enqueue", l_sched_enqueue}, {"sched_run", l_sched_run},
   {"sched_suspend", l_sched_suspend}, {"sched_drain", l_sched_drain},
   {"sched_info", l_sched_info}, {"sched_set", l_sched_set}, {"sched_queued", l_sched_queued},
   {NULL, NULL}};

@@ -29,8 +29,13 @@
 
 #define SCHED_MIN_RING 64 /* power of two */
 
+/* its address marks task states: checking it costs less than a metatable
+** lookup, and no Lua code can forge a userdata's bytes */
+const char ai_stask_magic = 0;
+
 void ai_sched_init(ai_sched *S, ai_inspector *I) {
   S->I = I;
+  S->grown = 0;
   S->head = S->count = 0;
   S->cap = SCHED_MIN_RING;
   S->idle = 0;
@@ -75,6 +80,7 @@ static void grow_ring(lua_State *L, ai_sched *S, int qidx) {
   lua_replace(L, qidx);
   S->head = 0;
   S->cap = ncap;
+  S->grown++;
 }
 
 /* schedule a resume of the task at sidx, unless it was resumed since `gen`
@@ -161,8 +167,11 @@ void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, in
   lua_State *co = s->co;
   uint64_t gen = ++s->gen;
   int top = lua_gettop(L), narg, r;
-  lua_pushnil(L);
-  lua_setiuservalue(L, sidx, AI_ST_WAIT);
+  if (s->flags & AI_ST_WAITS) { /* it waits for nothing now */
+    s->flags &= (uint8_t)~AI_ST_WAITS;
+    lua_pushnil(L);
+    lua_setiuservalue(L, sidx, AI_ST_WAIT);
+  }
   if (s->flags & AI_ST_UNDO) { /* what it waited on needs no undoing now */
     s->flags &= (uint8_t)~AI_ST_UNDO;
     lua_getiuservalue(L, sidx, AI_ST_REC);
@@ -219,16 +228,22 @@ void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, in
 int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty) {
   ai_sched *S = (ai_sched *)lua_touserdata(L, sched_idx);
   ai_strings *strs = S->I->strings;
-  int taken = 0, top = lua_gettop(L);
+  int taken = 0, top, qidx;
+  uint32_t grown = S->grown;
   lua_checkstack(L, LUA_MINSTACK);
+  lua_getiuservalue(L, sched_idx, AI_SC_QUEUE);
+  qidx = top = lua_gettop(L);
   while (S->count > 0 && taken < budget) {
     ai_stask *s;
     int sidx, slot = (int)S->head + 1;
-    /* the queue table may be replaced by a resume that grew it: fetch it each time */
-    lua_getiuservalue(L, sched_idx, AI_SC_QUEUE);
-    lua_rawgeti(L, -1, slot);
+    if (grown != S->grown) { /* a resume grew the ring: a new table */
+      grown = S->grown;
+      lua_getiuservalue(L, sched_idx, AI_SC_QUEUE);
+      lua_replace(L, qidx);
+    }
+    lua_rawgeti(L, qidx, slot);
     lua_pushnil(L);
-    lua_rawseti(L, -3, slot);
+    lua_rawseti(L, qidx, slot);
     S->head = (S->head + 1) & (S->cap - 1);
     S->count--;
     taken++;
@@ -255,6 +270,7 @@ int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty) {
     S->head = 0;
     S->idle = 0; /* the Lua side closes its idle handle */
   }
+  lua_settop(L, top - 1);
   *empty = S->count == 0;
   return taken;
 }
@@ -275,8 +291,11 @@ static int suspend_k(lua_State *L, int status, lua_KContext ctx) {
 int ai_sched_wait(lua_State *L, ai_stask *s, int wait_idx) {
   uint64_t gen = s->gen;
   s->wgen = gen;
-  lua_pushvalue(L, wait_idx);
-  lua_setiuservalue(L, 1, AI_ST_WAIT);
+  if (!lua_isnil(L, wait_idx) || (s->flags & AI_ST_WAITS)) {
+    s->flags = (uint8_t)(lua_isnil(L, wait_idx) ? s->flags & ~AI_ST_WAITS : s->flags | AI_ST_WAITS);
+    lua_pushvalue(L, wait_idx);
+    lua_setiuservalue(L, 1, AI_ST_WAIT);
+  }
   lua_settop(L, 1);
   return lua_yieldk(L, 0, (lua_KContext)gen, suspend_k);
 }

@@ -46,7 +46,7 @@ local core_pin = core.pin or function(text) return text end
 -- a userdata the handle holds as `s`. This file keeps the slow paths, which the
 -- C side calls back.
 local s_new, s_spawn, s_adopt = core.sched_new, core.sched_spawn, core.sched_adopt
-local s_wake, s_enqueue, s_run = core.sched_wake, core.sched_enqueue, core.sched_run
+local s_enqueue, s_run = core.sched_enqueue, core.sched_run
 local s_suspend, s_drain = core.sched_suspend, core.sched_drain
 local s_info, s_set, s_queued = core.sched_info, core.sched_set, core.sched_queued
 
@@ -1110,13 +1110,12 @@ end
 -- @param ... values for the woken task
 -- @treturn boolean false when the task has already ended
 -- @usage aio.wake(waiter, item)
-function M.wake(target, ...)
-  local n = select("#", ...)
-  if n > 1 or getmetatable(target) ~= Task then return schedule(target_rec(target, 1, "wake"), K_WAKE, ...) end
-  -- the common case: a task, zero or one value (false when it has ended; a wake
-  -- already pending makes this one void)
-  return s_wake(target.s, K_WAKE, n, (...))
-end
+-- @function wake
+-- The common case, a task and no more than one value, is a C function (sched.c);
+-- the rest comes here.
+M.wake = core.sched_waker(S, Task, "s", K_WAKE, function(target, ...)
+  return schedule(target_rec(target, 1, "wake"), K_WAKE, ...)
+end)
 
 --- `wake` with the kind of event that caused it, as the resume event will show it
 -- (`"lock"`, `"channel"`, ...).
