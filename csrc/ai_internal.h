@@ -549,6 +549,7 @@ enum {
 /* uservalues of a scheduler: the queue, then the Lua slow paths */
 enum {
   AI_SC_QUEUE = 1,   /* table used as a ring of task states */
+  AI_SC_CLASS,       /* the metatable of its handles */
   AI_SC_START_IDLE,  /* () the queue got its first entry */
   AI_SC_FAILED,      /* (handle, err) a resume of ours raised */
   AI_SC_RAW,         /* (handle) it yielded outside the helpers */

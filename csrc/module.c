@@ -966,13 +966,15 @@ static int check_values(lua_State *L, int arg, int *vidx) {
   return (int)n;
 }
 
-/* sched_new(start_idle, failed, raw, main, spurious) -> a scheduler: the
-** Lua functions are its slow paths (ai_internal.h, AI_SC_*) */
+/* sched_new(class, start_idle, failed, raw, main, spurious) -> a scheduler:
+** class is the metatable of its handles, the functions its slow paths
+** (ai_internal.h, AI_SC_*) */
 static int l_sched_new(lua_State *L) {
   ai_inspector *I = inspector(L);
   ai_sched *S;
   int i;
-  for (i = 1; i <= AI_SC_NUV - 1; i++) luaL_checktype(L, i, LUA_TFUNCTION);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  for (i = 2; i <= AI_SC_NUV - 1; i++) luaL_checktype(L, i, LUA_TFUNCTION);
   S = (ai_sched *)lua_newuserdatauv(L, sizeof *S, AI_SC_NUV);
   ai_sched_init(S, I);
   lua_createtable(L, (int)S->cap, 0);
@@ -1010,23 +1012,32 @@ static ai_stask *new_stask(lua_State *L, ai_sched *S, int sched_arg, uint8_t fla
   return s;
 }
 
-/* sched_spawn(S, handle, co, kind, fn [, args]) -> state: a task whose
-** first resume, (handle, fn, table.unpack(args, 1, args.n)), is queued */
+/* sched_spawn(S, handle, co, kind, fn, ...) -> state: a task whose first
+** resume, (handle, fn, ...), is queued; the handle gets the scheduler's class
+** as its metatable */
 static int l_sched_spawn(lua_State *L) {
   ai_inspector *I = inspector(L);
   ai_sched *S = check_sched(L, 1);
   ai_stask *s;
-  int sidx;
+  int sidx, nargs = lua_gettop(L) - 5, i;
   luaL_argexpected(L, is_text(L, 4), 4, "string or pinned text");
   luaL_checktype(L, 5, LUA_TFUNCTION);
-  if (!lua_isnoneornil(L, 6)) luaL_checktype(L, 6, LUA_TTABLE);
-  lua_settop(L, 6);
   s = new_stask(L, S, 1, 0);
   sidx = lua_gettop(L);
   lua_pushvalue(L, 5);
   lua_setiuservalue(L, sidx, AI_ST_FN);
-  lua_pushvalue(L, 6);
-  lua_setiuservalue(L, sidx, AI_ST_ARGS);
+  if (nargs > 0) { /* packed as table.pack does */
+    lua_createtable(L, nargs, 1);
+    for (i = 1; i <= nargs; i++) {
+      lua_pushvalue(L, 5 + i);
+      lua_rawseti(L, -2, i);
+    }
+    lua_pushinteger(L, nargs);
+    lua_setfield(L, -2, "n");
+    lua_setiuservalue(L, sidx, AI_ST_ARGS);
+  }
+  lua_getiuservalue(L, 1, AI_SC_CLASS);
+  lua_setmetatable(L, 2);
   ai_sched_enqueue(L, s, sidx, 0, sched_text(L, I, 4), 0, 0);
   lua_settop(L, sidx);
   return 1;
@@ -1190,45 +1201,58 @@ static int l_sched_drain(lua_State *L) {
   return 2;
 }
 
-/* sched_info(s) -> gen, waits in a helper (wgen == gen), what it waits for */
+/* sched_info(s) -> gen, waits in a helper (wgen == gen), what it waits for,
+** started (its first resume happened) */
 static int l_sched_info(lua_State *L) {
   ai_stask *s = check_stask(L, 1);
   lua_pushinteger(L, (lua_Integer)s->gen);
   lua_pushboolean(L, s->wgen == s->gen);
   lua_getiuservalue(L, 1, AI_ST_WAIT);
-  return 3;
+  lua_pushboolean(L, s->flags & AI_ST_STARTED);
+  return 4;
 }
 
-/* sched_set(s, what): "bump" (void whatever was scheduled: gen moves on),
-** "done" (the task ended: no resume any more, the body and values go),
-** "undo" (the handle holds an undo, cleared at the next resume), "nowait"
-** (what it waits for is forgotten); returns the gen */
-static int l_sched_set(lua_State *L) {
-  static const char *const whats[] = {"bump", "done", "undo", "nowait", NULL};
+/* sched_done(s, ...) -> select("#", ...): the task ended (with results
+** `...` when it completed, counted for the caller): no resume of ours any
+** more; its body, arguments and pending values go */
+static int l_sched_done(lua_State *L) {
   ai_stask *s = check_stask(L, 1);
-  int i;
-  switch (luaL_checkoption(L, 2, NULL, whats)) {
-    case 0:
-      s->gen++;
-      break;
-    case 1:
-      s->flags |= AI_ST_DONE;
-      for (i = AI_ST_VAL; i <= AI_ST_ARGS; i++) {
-        if (i == AI_ST_WAIT) continue;
-        lua_pushnil(L);
-        lua_setiuservalue(L, 1, i);
-      }
-      break;
-    case 2:
-      s->flags |= AI_ST_UNDO;
-      break;
-    default:
-      lua_pushnil(L);
-      lua_setiuservalue(L, 1, AI_ST_WAIT);
-      break;
+  int n = lua_gettop(L) - 1;
+  s->flags |= AI_ST_DONE;
+  if (s->qn > 0) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, AI_ST_VAL);
   }
-  lua_pushinteger(L, (lua_Integer)s->gen);
+  if (!(s->flags & AI_ST_STARTED)) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, AI_ST_FN);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, AI_ST_ARGS);
+  }
+  lua_pushinteger(L, n);
   return 1;
+}
+
+/* sched_bump(s) -> gen: whatever was scheduled for the task is void */
+static int l_sched_bump(lua_State *L) {
+  ai_stask *s = check_stask(L, 1);
+  lua_pushinteger(L, (lua_Integer)++s->gen);
+  return 1;
+}
+
+/* sched_set(s, what): "undo" (the handle holds an undo of its wait, cleared
+** at the next resume) or "nowait" (what it waits for is forgotten) */
+static int l_sched_set(lua_State *L) {
+  static const char *const whats[] = {"undo", "nowait", NULL};
+  ai_stask *s = check_stask(L, 1);
+  if (luaL_checkoption(L, 2, NULL, whats) == 0) {
+    s->flags |= AI_ST_UNDO;
+  } else {
+    s->flags &= (uint8_t)~AI_ST_WAITS;
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, AI_ST_WAIT);
+  }
+  return 0;
 }
 
 /* sched_queued(S) -> entries in the ready queue */
@@ -1242,7 +1266,8 @@ static const luaL_Reg sched_funcs[] = {
   {"sched_new", l_sched_new}, {"sched_spawn", l_sched_spawn}, {"sched_adopt", l_sched_adopt},
   {"sched_wake", l_sched_wake}, {"sched_waker", l_sched_waker}, {"sched_enqueue", l_sched_enqueue}, {"sched_run", l_sched_run},
   {"sched_suspend", l_sched_suspend}, {"sched_drain", l_sched_drain},
-  {"sched_info", l_sched_info}, {"sched_set", l_sched_set}, {"sched_queued", l_sched_queued},
+  {"sched_info", l_sched_info}, {"sched_done", l_sched_done}, {"sched_bump", l_sched_bump},
+  {"sched_set", l_sched_set}, {"sched_queued", l_sched_queued},
   {NULL, NULL}};
 
 /* ---------------------------------------------------------------------- */

@@ -138,8 +138,6 @@ static int is_suspended(lua_State *L, lua_State *co) {
 static int push_start(lua_State *L, int sidx) {
   int narg = 2, i, n = 0;
   lua_getiuservalue(L, sidx, AI_ST_REC);
-  lua_pushboolean(L, 1);
-  lua_setfield(L, -2, "started");
   lua_getiuservalue(L, sidx, AI_ST_FN);
   if (lua_getiuservalue(L, sidx, AI_ST_ARGS) == LUA_TTABLE) {
     lua_getfield(L, -1, "n");

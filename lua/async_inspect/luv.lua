@@ -49,6 +49,7 @@ local s_new, s_spawn, s_adopt = core.sched_new, core.sched_spawn, core.sched_ado
 local s_enqueue, s_run = core.sched_enqueue, core.sched_run
 local s_suspend, s_drain = core.sched_suspend, core.sched_drain
 local s_info, s_set, s_queued = core.sched_info, core.sched_set, core.sched_queued
+local s_done, s_bump = core.sched_done, core.sched_bump
 
 local M = { uv = uv }
 
@@ -214,6 +215,12 @@ local function wait_of(rec)
   return wait
 end
 
+-- has rec had its first resume? (adopted coroutines count as started)
+local function started(rec)
+  local _, _, _, yes = s_info(rec.s)
+  return yes
+end
+
 -- slow callbacks -------------------------------------------------------------------
 
 -- rec: the task the callback resumed (nil: several); resumes: how many
@@ -368,9 +375,8 @@ end
 -- runs inside the task, so completion is seen even when the last resume was
 -- not ours (luv-style code resuming the coroutine from its own callback)
 local function completed(rec, ...)
-  local n = select("#", ...)
+  local n = s_done(rec.s, ...) -- no resume of ours any more; n: how many results
   rec.done, rec.nres = "completed", n
-  s_set(rec.s, "done")
   if n == 1 then rec.r1 = ...
   elseif n > 1 then rec.results = pack(...) end
   if rec.joiners or rec.raw then finished(rec) end
@@ -383,7 +389,7 @@ end
 
 local function task_failed(rec, text, err, traceback)
   rec.done = "failed"
-  s_set(rec.s, "done")
+  s_done(rec.s)
   rec.err = err
   rec.traceback = traceback
   co_close(rec.co) -- close its to-be-closed variables, as coroutine.wrap would
@@ -407,7 +413,7 @@ local function resume_failed(rec, err)
   local traceback = debug.traceback(co, text)
   if rec.adopted then  -- a plain coroutine woken by a helper: nobody else will see this
     rec.done = "failed"
-    s_set(rec.s, "done")
+    s_done(rec.s)
     note_unjoined(rec, text, traceback)
   else
     task_failed(rec, text, err, traceback)
@@ -495,7 +501,7 @@ end
 -- waiting ---------------------------------------------------------------------------------
 
 local function adopt(co, is_main)
-  local rec = { co = co, started = true, adopted = true, main = is_main or nil }
+  local rec = { co = co, adopted = true, main = is_main or nil }
   if not is_main then rec.tid = core_track(co) end
   rec.s = s_adopt(S, rec, co, is_main)
   recs[co] = rec
@@ -529,7 +535,7 @@ local function suspended_text(rec)
   local info = info_of(rec)
   local where = info and info.where and (" at " .. info.where) or ""
   local wait = (info and info.wait) or wait_of(rec)
-  return format("%s is %s%s%s", describe(rec), rec.done or (rec.started and "suspended" or "pending"),
+  return format("%s is %s%s%s", describe(rec), rec.done or (started(rec) and "suspended" or "pending"),
     where, wait and (" waiting for " .. wait) or "")
 end
 
@@ -543,7 +549,7 @@ local function block_main(rec, label, level)
       if not rec.woken and not uv.loop_alive() then
         local what = rec.blocked_on and suspended_text(rec.blocked_on) or ("the " .. label)
         run_undo(rec)
-        s_set(rec.s, "bump")
+        s_bump(rec.s)
         rec.blocked_on = nil
         error(format("%s: the luv loop has nothing left to run, but %s", label, what), level + 2)
       end
@@ -557,7 +563,7 @@ end
 -- a task waiting in a helper was resumed by someone else: the wait is abandoned
 local function spurious(rec)
   run_undo(rec)
-  s_set(rec.s, "bump")
+  s_bump(rec.s)
   error("async_inspect.luv: a task waiting in an aio helper was resumed by other code "
     .. "(use aio.wake to wake it)", 0)
 end
@@ -572,7 +578,7 @@ local function suspend(rec, label, wait, level, pin_wait)
 end
 
 -- the scheduler: its queue and task states in C, its slow paths here
-S = s_new(start_idle, resume_failed, raw_add, wake_main, spurious)
+S = s_new(Task, start_idle, resume_failed, raw_add, wake_main, spurious)
 
 
 local K_TIMER = pin("timer")
@@ -877,7 +883,7 @@ end
 
 -- if rec failed in a resume that was not ours and nobody noticed yet, notice now
 local function refresh(rec)
-  if rec.done == nil and rec.started and co_status(rec.co) == "dead" then
+  if rec.done == nil and started(rec) and co_status(rec.co) == "dead" then
     if rec.raw then raw_remove(rec) end
     failed_elsewhere(rec)
   end
@@ -915,11 +921,11 @@ function Task:cancel()
   if st == "running" or st == "normal" then
     error(format("cannot cancel %s: it is running (return from it instead)", describe(self)), 2)
   end
-  s_set(self.s, "bump")     -- whatever was scheduled for it is void now
+  s_bump(self.s)     -- whatever was scheduled for it is void now
   run_undo(self)
   clear_wait(self)
   self.done = "cancelled"
-  s_set(self.s, "done")     -- its body and arguments go too
+  s_done(self.s)     -- its body and arguments go too
   co_close(self.co)
   finished(self)
   return true
@@ -932,7 +938,7 @@ function Task:status()
   check_handle(self, "status")
   refresh(self)
   if self.done then return self.done end
-  if not self.started then return "pending" end
+  if not started(self) then return "pending" end
   return co_status(self.co)
 end
 
@@ -958,7 +964,7 @@ function Task:result()
   check_handle(self, "result")
   refresh(self)
   local done = self.done
-  if done == nil then return nil, self.started and co_status(self.co) or "pending" end
+  if done == nil then return nil, started(self) and co_status(self.co) or "pending" end
   observed(self)
   if done == "completed" then return true, outcome(self) end
   if done == "failed" then return false, self.err end
@@ -1046,13 +1052,13 @@ local function spawn_task(name, fn, level, ...)
   end
   -- every field a task gets in its life, so the table never grows (nil ones
   -- take no slot now, but size it)
-  local rec = setmetatable({
-    co = co, title = name, tid = tid, started = false, s = false,
+  local rec = {
+    co = co, title = name, tid = tid, s = false,
     done = nil, nres = nil, r1 = nil, observed = nil,
-  }, Task)
+  }
   recs[co] = rec
-  -- its state in C, with the first resume (rec, fn, ...) queued
-  rec.s = s_spawn(S, rec, co, K_SPAWN, fn, select("#", ...) > 0 and pack(...) or nil)
+  -- its state in C, with the first resume (rec, fn, ...) queued; rec becomes a Task
+  rec.s = s_spawn(S, rec, co, K_SPAWN, fn, ...)
   return rec
 end
 
