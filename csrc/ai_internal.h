@@ -541,8 +541,7 @@ enum {
   AI_ST_REC = 1,  /* the Lua handle */
   AI_ST_VAL,      /* the value of the pending wake (packed table when several) */
   AI_ST_WAIT,     /* what it waits for (text, reports only) */
-  AI_ST_FN,       /* the body, until the first resume */
-  AI_ST_ARGS,     /* its packed arguments, until the first resume */
+  AI_ST_CO,       /* the coroutine (the handle holds it too) */
   AI_ST_SCHED,    /* the scheduler (kept alive by its tasks) */
   AI_ST_NUV = AI_ST_SCHED
 };
@@ -559,6 +558,7 @@ enum {
 };
 
 typedef struct ai_sched {
+  const void *magic;         /* ai_sched_magic */
   ai_inspector *I;
   uint32_t head, count, cap; /* the ring: slot i at index i + 1, cap a power of two */
   uint32_t grown;            /* times the ring was replaced by a bigger one */
@@ -568,7 +568,7 @@ typedef struct ai_sched {
 typedef struct ai_stask {
   const void *magic;     /* ai_stask_magic: tells a task state from other userdata */
   ai_sched *sched;
-  lua_State *co;         /* the coroutine: identity, kept alive by the handle */
+  lua_State *co;         /* the coroutine, kept alive by the AI_ST_CO uservalue */
   uint64_t gen;          /* resumes by the scheduler so far */
   uint64_t qgen;         /* gen the pending wake is for (UINT64_MAX: none yet) */
   uint64_t wgen;         /* gen when it last waited in a helper */
@@ -577,8 +577,18 @@ typedef struct ai_stask {
   uint8_t flags;
 } ai_stask;
 
-extern const char ai_stask_magic;
+/* their addresses mark schedulers and task states: checking one costs less
+** than a metatable lookup, and no Lua code can forge a userdata's bytes */
+extern const char ai_sched_magic, ai_stask_magic;
 void ai_sched_init(ai_sched *S, ai_inspector *I);
+/* the scheduler at idx, or NULL when the value is something else */
+static inline ai_sched *ai_sched_at(lua_State *L, int idx) {
+  ai_sched *S = (ai_sched *)lua_touserdata(L, idx);
+  if (S == NULL || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *S ||
+      S->magic != &ai_sched_magic)
+    return NULL;
+  return S;
+}
 /* the task state at idx, or NULL when the value is something else */
 static inline ai_stask *ai_sched_task_at(lua_State *L, int idx) {
   ai_stask *s = (ai_stask *)lua_touserdata(L, idx);

@@ -929,22 +929,6 @@ static int l_sched_yield(lua_State *L) {
 /* ---------------------------------------------------------------------- */
 /* async_inspect.luv's ready queue and task states (sched.c)                */
 /* ---------------------------------------------------------------------- */
-/* These closures have three upvalues: the inspector, the metatable of task
-** states and the metatable of schedulers (identity checks, no registry
-** lookup on the hot path). */
-#define UV_STASK_MT lua_upvalueindex(2)
-#define UV_SCHED_MT lua_upvalueindex(3)
-#define STASK_MT "async_inspect.sched_task"
-#define SCHED_MT "async_inspect.scheduler"
-
-static int has_mt(lua_State *L, int arg, int mt) {
-  int ok;
-  if (lua_type(L, arg) != LUA_TUSERDATA || !lua_getmetatable(L, arg)) return 0;
-  ok = lua_rawequal(L, -1, mt);
-  lua_pop(L, 1);
-  return ok;
-}
-
 static ai_stask *check_stask(lua_State *L, int arg) {
   ai_stask *s = ai_sched_task_at(L, arg);
   if (s == NULL) luaL_typeerror(L, arg, "scheduler task");
@@ -952,8 +936,9 @@ static ai_stask *check_stask(lua_State *L, int arg) {
 }
 
 static ai_sched *check_sched(lua_State *L, int arg) {
-  if (!has_mt(L, arg, UV_SCHED_MT)) luaL_typeerror(L, arg, "scheduler");
-  return (ai_sched *)lua_touserdata(L, arg);
+  ai_sched *S = ai_sched_at(L, arg);
+  if (S == NULL) luaL_typeerror(L, arg, "scheduler");
+  return S;
 }
 
 /* the values of a wake: n (arg), then the value (n == 1) or a packed table
@@ -983,8 +968,6 @@ static int l_sched_new(lua_State *L) {
     lua_pushvalue(L, i);
     lua_setiuservalue(L, -2, i + 1);
   }
-  lua_pushvalue(L, UV_SCHED_MT);
-  lua_setmetatable(L, -2);
   return 1;
 }
 
@@ -1005,41 +988,43 @@ static ai_stask *new_stask(lua_State *L, ai_sched *S, int sched_arg, uint8_t fla
   s->flags = flags;
   lua_pushvalue(L, sched_arg + 1);
   lua_setiuservalue(L, -2, AI_ST_REC);
+  lua_pushvalue(L, sched_arg + 2); /* s->co stays valid whatever the handle does */
+  lua_setiuservalue(L, -2, AI_ST_CO);
   lua_pushvalue(L, sched_arg);
   lua_setiuservalue(L, -2, AI_ST_SCHED);
-  lua_pushvalue(L, UV_STASK_MT);
-  lua_setmetatable(L, -2);
   return s;
 }
 
 /* sched_spawn(S, handle, co, kind, fn, ...) -> state: a task whose first
-** resume, (handle, fn, ...), is queued; the handle gets the scheduler's class
-** as its metatable */
+** resume, (handle, fn, ...), is queued; co is fresh (its body function only
+** on its stack) and keeps these values on its stack until then. The handle
+** gets the scheduler's class as its metatable. */
 static int l_sched_spawn(lua_State *L) {
   ai_inspector *I = inspector(L);
   ai_sched *S = check_sched(L, 1);
+  lua_State *co = lua_tothread(L, 3);
+  lua_Debug ar;
   ai_stask *s;
-  int sidx, nargs = lua_gettop(L) - 5, i;
+  ai_str kind;
+  int nargs = lua_gettop(L) - 5;
   luaL_argexpected(L, is_text(L, 4), 4, "string or pinned text");
   luaL_checktype(L, 5, LUA_TFUNCTION);
+  luaL_argcheck(L, co == NULL || (co != L && lua_status(co) == LUA_OK && !lua_getstack(co, 0, &ar) &&
+                                  lua_gettop(co) == 1 && lua_isfunction(co, 1)),
+                3, "fresh coroutine expected");
   s = new_stask(L, S, 1, 0);
-  sidx = lua_gettop(L);
-  lua_pushvalue(L, 5);
-  lua_setiuservalue(L, sidx, AI_ST_FN);
-  if (nargs > 0) { /* packed as table.pack does */
-    lua_createtable(L, nargs, 1);
-    for (i = 1; i <= nargs; i++) {
-      lua_pushvalue(L, 5 + i);
-      lua_rawseti(L, -2, i);
-    }
-    lua_pushinteger(L, nargs);
-    lua_setfield(L, -2, "n");
-    lua_setiuservalue(L, sidx, AI_ST_ARGS);
-  }
-  lua_getiuservalue(L, 1, AI_SC_CLASS);
+  if (!lua_checkstack(co, nargs + 2)) luaL_error(L, "stack overflow (too many arguments)");
+  kind = sched_text(L, I, 4);
+  lua_insert(L, 5); /* the state below fn and the arguments */
+  lua_pushvalue(L, 2);
+  lua_xmove(L, co, 1);
+  lua_xmove(L, co, nargs + 1);
+  lua_getiuservalue(L, 5, AI_ST_SCHED);
+  lua_getiuservalue(L, -1, AI_SC_CLASS);
   lua_setmetatable(L, 2);
-  ai_sched_enqueue(L, s, sidx, 0, sched_text(L, I, 4), 0, 0);
-  lua_settop(L, sidx);
+  lua_settop(L, 5);
+  ai_sched_enqueue(L, s, 5, 0, kind, 0, 0);
+  lua_settop(L, 5);
   return 1;
 }
 
@@ -1214,7 +1199,7 @@ static int l_sched_info(lua_State *L) {
 
 /* sched_done(s, ...) -> select("#", ...): the task ended (with results
 ** `...` when it completed, counted for the caller): no resume of ours any
-** more; its body, arguments and pending values go */
+** more; pending values go */
 static int l_sched_done(lua_State *L) {
   ai_stask *s = check_stask(L, 1);
   int n = lua_gettop(L) - 1;
@@ -1222,12 +1207,6 @@ static int l_sched_done(lua_State *L) {
   if (s->qn > 0) {
     lua_pushnil(L);
     lua_setiuservalue(L, 1, AI_ST_VAL);
-  }
-  if (!(s->flags & AI_ST_STARTED)) {
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, AI_ST_FN);
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, AI_ST_ARGS);
   }
   lua_pushinteger(L, n);
   return 1;
@@ -1948,16 +1927,12 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
     lua_pushcclosure(L, funcs[i].func, 2);
     lua_setfield(L, -2, funcs[i].name);
   }
-  luaL_newmetatable(L, STASK_MT);
-  luaL_newmetatable(L, SCHED_MT);
   for (i = 0; sched_funcs[i].name != NULL; i++) {
     lua_pushvalue(L, ins);
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    lua_pushcclosure(L, sched_funcs[i].func, 3);
-    lua_setfield(L, -4, sched_funcs[i].name);
+    lua_pushvalue(L, anchors);
+    lua_pushcclosure(L, sched_funcs[i].func, 2);
+    lua_setfield(L, -2, sched_funcs[i].name);
   }
-  lua_pop(L, 2);
   lua_pushcfunction(L, l_hist_new);
   lua_setfield(L, -2, "hist");
 

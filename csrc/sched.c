@@ -29,11 +29,10 @@
 
 #define SCHED_MIN_RING 64 /* power of two */
 
-/* its address marks task states: checking it costs less than a metatable
-** lookup, and no Lua code can forge a userdata's bytes */
-const char ai_stask_magic = 0;
+const char ai_sched_magic = 0, ai_stask_magic = 0;
 
 void ai_sched_init(ai_sched *S, ai_inspector *I) {
+  S->magic = &ai_sched_magic;
   S->I = I;
   S->grown = 0;
   S->head = S->count = 0;
@@ -92,16 +91,18 @@ void ai_sched_enqueue(lua_State *L, ai_stask *s, int sidx, uint64_t gen, ai_str 
   ai_strings *strs = S->I->strings;
   int qidx;
   if (s->gen != gen || s->qgen == gen) { /* void, or one is pending */
-    ai_strings_release(strs, kind);
+    if (kind != 0) ai_strings_release(strs, kind);
     return;
   }
-  ai_strings_release(strs, s->qkind); /* a voided wake's, still held */
+  if (s->qkind != 0) ai_strings_release(strs, s->qkind); /* a voided wake's, still held */
   s->qgen = gen;
   s->qkind = kind;
+  if (n > 0 || s->qn > 0) { /* a voided wake's value may still be held */
+    if (n > 0) lua_pushvalue(L, vidx);
+    else lua_pushnil(L);
+    lua_setiuservalue(L, sidx, AI_ST_VAL);
+  }
   s->qn = n;
-  if (n > 0) lua_pushvalue(L, vidx);
-  else lua_pushnil(L);
-  lua_setiuservalue(L, sidx, AI_ST_VAL);
   lua_getiuservalue(L, sidx, AI_ST_SCHED);
   lua_getiuservalue(L, -1, AI_SC_QUEUE);
   qidx = lua_gettop(L);
@@ -134,24 +135,14 @@ static int is_suspended(lua_State *L, lua_State *co) {
   }
 }
 
-/* push the first resume's values: the handle, the body, its arguments */
-static int push_start(lua_State *L, int sidx) {
-  int narg = 2, i, n = 0;
-  lua_getiuservalue(L, sidx, AI_ST_REC);
-  lua_getiuservalue(L, sidx, AI_ST_FN);
-  if (lua_getiuservalue(L, sidx, AI_ST_ARGS) == LUA_TTABLE) {
-    lua_getfield(L, -1, "n");
-    n = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    if (n < 0 || !lua_checkstack(L, n + LUA_MINSTACK)) n = 0;
-    for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
-    narg += n;
-  }
-  lua_remove(L, -(n + 1)); /* the args table */
-  lua_pushnil(L);
-  lua_setiuservalue(L, sidx, AI_ST_FN);
-  lua_pushnil(L);
-  lua_setiuservalue(L, sidx, AI_ST_ARGS);
+/* push the first resume's values: the handle, the body and its arguments
+** wait on the fresh coroutine's own stack, above its body function (no table
+** to pack them in; they go with the coroutine if it never starts) */
+static int push_start(lua_State *L, lua_State *co) {
+  int narg = lua_gettop(co) - 1;
+  if (narg < 0 || !lua_checkstack(L, narg + LUA_MINSTACK))
+    luaL_error(L, "async_inspect.luv: stack overflow (too many arguments for a task)");
+  lua_xmove(co, L, narg);
   return narg;
 }
 
@@ -199,7 +190,8 @@ void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, in
     luaL_error(L, "async_inspect.luv: stack overflow (too many values for a resume)");
   if (n == 0 && !(s->flags & AI_ST_STARTED)) {
     s->flags |= AI_ST_STARTED;
-    narg = push_start(L, sidx);
+    if (lua_status(co) != LUA_OK) return; /* not a fresh coroutine: nothing to start */
+    narg = push_start(L, co);
   } else if (n == 1) {
     lua_pushvalue(L, vidx);
     narg = 1;

@@ -897,6 +897,13 @@ end
 -- @usage local body = aio.spawn("fetch", fetch, url):join()
 function Task:join()
   if getmetatable(self) ~= Task then check_handle(self, "join") end
+  if self.done == "completed" then -- the common case of outcome, inline
+    self.observed = true
+    local n = self.nres
+    if n == 1 then return self.r1 end
+    if n == 0 then return end
+    return unpack(self.results, 1, n)
+  end
   if self.done == nil then
     refresh(self)
     if self.done == nil then
