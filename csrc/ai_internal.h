@@ -571,7 +571,7 @@ typedef struct ai_stask {
   lua_State *co;         /* the coroutine, kept alive by the AI_ST_CO uservalue */
   uint64_t gen;          /* resumes by the scheduler so far */
   uint64_t qgen;         /* gen the pending wake is for (UINT64_MAX: none yet) */
-  uint64_t wgen;         /* gen when it last waited in a helper */
+  uint64_t wgen;         /* gen when it last waited in a helper (UINT64_MAX: never) */
   ai_str qkind;          /* wake kind of the pending wake (reference held) */
   int qn;                /* values of the pending wake */
   uint8_t flags;

@@ -981,8 +981,8 @@ static ai_stask *new_stask(lua_State *L, ai_sched *S, int sched_arg, uint8_t fla
   s->magic = &ai_stask_magic;
   s->sched = S;
   s->co = co;
-  s->gen = s->wgen = 0;
-  s->qgen = UINT64_MAX;
+  s->gen = 0;
+  s->wgen = s->qgen = UINT64_MAX; /* never waited, nothing pending */
   s->qkind = 0;
   s->qn = 0;
   s->flags = flags;

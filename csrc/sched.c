@@ -164,13 +164,15 @@ void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, in
   if (s->flags & AI_ST_UNDO) { /* what it waited on needs no undoing now */
     s->flags &= (uint8_t)~AI_ST_UNDO;
     lua_getiuservalue(L, sidx, AI_ST_REC);
-    lua_pushnil(L);
-    lua_setfield(L, -2, "undo");
-    lua_pushnil(L);
-    lua_setfield(L, -2, "undo_arg");
-    lua_pushnil(L);
-    lua_setfield(L, -2, "wait_handle");
-    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "undo") != LUA_TNIL) { /* not run meanwhile (run_undo) */
+      lua_pushnil(L);
+      lua_setfield(L, -3, "undo");
+      lua_pushnil(L);
+      lua_setfield(L, -3, "undo_arg");
+      lua_pushnil(L);
+      lua_setfield(L, -3, "wait_handle");
+    }
+    lua_pop(L, 2);
   }
   if (s->flags & AI_ST_ADOPTED) { /* the main thread, or a plain coroutine that used a helper */
     if (s->flags & AI_ST_MAIN) {

@@ -203,9 +203,10 @@ local function gen_of(rec)
   return (s_info(rec.s))
 end
 
--- rec has an undo for its wait (rec.undo, undo_arg, wait_handle): cleared at its resume
-local function set_undo(rec, undo, arg, handle)
-  rec.undo, rec.undo_arg, rec.wait_handle = undo, arg, handle
+-- rec has an undo for its wait: rec.undo, undo_arg (and wait_handle) are
+-- cleared at its next resume, as long as rec.undo is set then
+local function set_undo(rec, undo, arg)
+  rec.undo, rec.undo_arg = undo, arg
   s_set(rec.s, "undo")
 end
 
@@ -600,7 +601,8 @@ function M.sleep(ms)
     timer:close()
     if gen_of(rec) == gen then resume_timed(rec, K_TIMER) end
   end)
-  set_undo(rec, undo_close, timer, timer)
+  set_undo(rec, undo_close, timer)
+  rec.wait_handle = timer
   suspend(rec, "sleep", format("timer %dms", whole), 1)
 end
 
@@ -716,7 +718,8 @@ function M.await(fn, ...)
   local r1, r2 = fn(unpack(args, 1, n + 1))
   if r1 == nil and r2 ~= nil then return nil, r2 end -- it never started
   if info.name == "spawn" then call.proc = r1 elseif is_req(r1) then call.req = r1 end
-  set_undo(rec, abort_await, call, call.proc or call.handle)
+  set_undo(rec, abort_await, call)
+  rec.wait_handle = call.proc or call.handle
   local wait = info.wait
   if call.handle and info.family == info.name then wait = wait .. " " .. call.handle:get_type() end
   return convention(info, suspend(rec, info.label, wait, 1, true))
@@ -796,7 +799,8 @@ function M.read(stream)
     st.reading = true
   end
   st.reader, st.reader_gen = rec, gen_of(rec)
-  set_undo(rec, abort_read, stream, stream)
+  set_undo(rec, abort_read, stream)
+  rec.wait_handle = stream
   local data, err = suspend(rec, "read", st.what, 1, true)
   return data, err
 end
