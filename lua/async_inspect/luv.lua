@@ -1119,20 +1119,22 @@ local function schedule(rec, kind, ...)
   return true
 end
 
+-- aio.wake: the common case, a task and no more than one value, is a C function
+-- (sched.c); the rest comes here
+local function wake_slow(target, ...)
+  return schedule(target_rec(target, 1, "wake"), K_WAKE, ...)
+end
+
 --- Schedule a resume of a waiting task on the loop, passing `...` to it: `aio.suspend`
 -- returns them. Whatever else it waits on is abandoned (a sleep ends early). A wake is
 -- void if the task is resumed by anything else before the wake runs, so waking twice
 -- resumes once.
+-- @function wake
 -- @param target a task handle or a coroutine (the main thread too, while it waits in `run`)
 -- @param ... values for the woken task
 -- @treturn boolean false when the task has already ended
 -- @usage aio.wake(waiter, item)
--- @function wake
--- The common case, a task and no more than one value, is a C function (sched.c);
--- the rest comes here.
-M.wake = core.sched_waker(S, Task, "s", K_WAKE, function(target, ...)
-  return schedule(target_rec(target, 1, "wake"), K_WAKE, ...)
-end)
+M.wake = core.sched_waker(S, Task, "s", K_WAKE, wake_slow)
 
 --- `wake` with the kind of event that caused it, as the resume event will show it
 -- (`"lock"`, `"channel"`, ...).
