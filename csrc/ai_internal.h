@@ -541,6 +541,8 @@ enum {
   AI_ST_REC = 1,  /* the Lua handle */
   AI_ST_VAL,      /* the value of the pending wake (packed table when several) */
   AI_ST_WAIT,     /* what it waits for (text, reports only) */
+  AI_ST_FN,       /* the body, until the first resume */
+  AI_ST_ARGS,     /* its arguments (packed), until the first resume */
   AI_ST_CO,       /* the coroutine (the handle holds it too) */
   AI_ST_SCHED,    /* the scheduler (kept alive by its tasks) */
   AI_ST_NUV = AI_ST_SCHED

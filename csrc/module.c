@@ -996,35 +996,33 @@ static ai_stask *new_stask(lua_State *L, ai_sched *S, int sched_arg, uint8_t fla
 }
 
 /* sched_spawn(S, handle, co, kind, fn, ...) -> state: a task whose first
-** resume, (handle, fn, ...), is queued; co is fresh (its body function only
-** on its stack) and keeps these values on its stack until then. The handle
-** gets the scheduler's class as its metatable. */
+** resume, (handle, fn, ...), is queued; the handle gets the scheduler's
+** class as its metatable */
 static int l_sched_spawn(lua_State *L) {
   ai_inspector *I = inspector(L);
   ai_sched *S = check_sched(L, 1);
-  lua_State *co = lua_tothread(L, 3);
-  lua_Debug ar;
   ai_stask *s;
-  ai_str kind;
-  int nargs = lua_gettop(L) - 5;
+  int sidx, nargs = lua_gettop(L) - 5, i;
   luaL_argexpected(L, is_text(L, 4), 4, "string or pinned text");
   luaL_checktype(L, 5, LUA_TFUNCTION);
-  luaL_argcheck(L, co == NULL || (co != L && lua_status(co) == LUA_OK && !lua_getstack(co, 0, &ar) &&
-                                  lua_gettop(co) == 1 && lua_isfunction(co, 1)),
-                3, "fresh coroutine expected");
   s = new_stask(L, S, 1, 0);
-  if (!lua_checkstack(co, nargs + 2)) luaL_error(L, "stack overflow (too many arguments)");
-  kind = sched_text(L, I, 4);
-  lua_insert(L, 5); /* the state below fn and the arguments */
-  lua_pushvalue(L, 2);
-  lua_xmove(L, co, 1);
-  lua_xmove(L, co, nargs + 1);
-  lua_getiuservalue(L, 5, AI_ST_SCHED);
-  lua_getiuservalue(L, -1, AI_SC_CLASS);
+  sidx = lua_gettop(L);
+  lua_pushvalue(L, 5);
+  lua_setiuservalue(L, sidx, AI_ST_FN);
+  if (nargs > 0) { /* packed with their count at [0] (no hashed field) */
+    lua_createtable(L, nargs, 0);
+    for (i = 1; i <= nargs; i++) {
+      lua_pushvalue(L, 5 + i);
+      lua_rawseti(L, -2, i);
+    }
+    lua_pushinteger(L, nargs);
+    lua_rawseti(L, -2, 0);
+    lua_setiuservalue(L, sidx, AI_ST_ARGS);
+  }
+  lua_getiuservalue(L, 1, AI_SC_CLASS);
   lua_setmetatable(L, 2);
-  lua_settop(L, 5);
-  ai_sched_enqueue(L, s, 5, 0, kind, 0, 0);
-  lua_settop(L, 5);
+  ai_sched_enqueue(L, s, sidx, 0, sched_text(L, I, 4), 0, 0);
+  lua_settop(L, sidx);
   return 1;
 }
 
@@ -1199,7 +1197,8 @@ static int l_sched_info(lua_State *L) {
 
 /* sched_done(s, ...) -> select("#", ...): the task ended (with results
 ** `...` when it completed, counted for the caller): no resume of ours any
-** more; pending values go */
+** more; pending values (and the body and arguments of a task that never
+** started) go */
 static int l_sched_done(lua_State *L) {
   ai_stask *s = check_stask(L, 1);
   int n = lua_gettop(L) - 1;
@@ -1207,6 +1206,12 @@ static int l_sched_done(lua_State *L) {
   if (s->qn > 0) {
     lua_pushnil(L);
     lua_setiuservalue(L, 1, AI_ST_VAL);
+  }
+  if (!(s->flags & AI_ST_STARTED)) { /* the body and arguments go too */
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, AI_ST_FN);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, AI_ST_ARGS);
   }
   lua_pushinteger(L, n);
   return 1;

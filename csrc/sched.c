@@ -12,9 +12,9 @@
 **
 ** Lifetimes (no coroutine lives longer than with the Lua version):
 ** - a task's state is a userdata (ai_stask) referenced by its Lua handle;
-**   its uservalues hold the handle (a cycle, collected together), the
-**   queued resume value, the wait text and the first resume's function and
-**   arguments. The coroutine is only a pointer here: the handle holds it.
+**   its uservalues hold the handle and the coroutine (a cycle, collected
+**   together), the queued resume value, the wait text, the first resume's
+**   function and arguments (until it happens) and the scheduler.
 ** - the queue is a Lua table (uservalue of the scheduler) used as a ring of
 **   task states: a queued task is reachable through it until its entry is
 **   taken, as it was through the Lua queue. Values are released when taken.
@@ -135,14 +135,26 @@ static int is_suspended(lua_State *L, lua_State *co) {
   }
 }
 
-/* push the first resume's values: the handle, the body and its arguments
-** wait on the fresh coroutine's own stack, above its body function (no table
-** to pack them in; they go with the coroutine if it never starts) */
-static int push_start(lua_State *L, lua_State *co) {
-  int narg = lua_gettop(co) - 1;
-  if (narg < 0 || !lua_checkstack(L, narg + LUA_MINSTACK))
-    luaL_error(L, "async_inspect.luv: stack overflow (too many arguments for a task)");
-  lua_xmove(co, L, narg);
+/* push the first resume's values: the handle, the body, its arguments
+** (which the state holds no longer) */
+static int push_start(lua_State *L, int sidx) {
+  int narg = 2, i, n = 0;
+  lua_getiuservalue(L, sidx, AI_ST_REC);
+  lua_getiuservalue(L, sidx, AI_ST_FN);
+  if (lua_getiuservalue(L, sidx, AI_ST_ARGS) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 0); /* the count, as sched_spawn packed them */
+    n = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (n < 0 || !lua_checkstack(L, n + LUA_MINSTACK))
+      luaL_error(L, "async_inspect.luv: stack overflow (too many arguments for a task)");
+    for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+    narg += n;
+    lua_pushnil(L);
+    lua_setiuservalue(L, sidx, AI_ST_ARGS);
+  }
+  lua_remove(L, -(n + 1)); /* the packed arguments */
+  lua_pushnil(L);
+  lua_setiuservalue(L, sidx, AI_ST_FN);
   return narg;
 }
 
@@ -192,8 +204,7 @@ void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, in
     luaL_error(L, "async_inspect.luv: stack overflow (too many values for a resume)");
   if (n == 0 && !(s->flags & AI_ST_STARTED)) {
     s->flags |= AI_ST_STARTED;
-    if (lua_status(co) != LUA_OK) return; /* not a fresh coroutine: nothing to start */
-    narg = push_start(L, co);
+    narg = push_start(L, sidx);
   } else if (n == 1) {
     lua_pushvalue(L, vidx);
     narg = 1;

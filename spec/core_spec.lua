@@ -448,8 +448,6 @@ describe("the scheduler bindings (sched.c, used by async_inspect.luv)", function
     fails("bad argument #2 to '.-sched_new' %(function expected", core.sched_new, {}, 1)
     fails("bad argument #1 to '.-sched_spawn' %(scheduler expected, got table%)", core.sched_spawn, {})
     fails("bad argument #1 to '.-sched_spawn' %(scheduler expected, got userdata%)", core.sched_spawn, s)
-    fails("bad argument #3 to '.-sched_spawn' %(fresh coroutine expected%)", core.sched_spawn, S, {},
-      co, "spawn", noop)
     fails("bad argument #3 to '.-sched_spawn' %(coroutine expected", core.sched_spawn, S, {}, 1, "k", noop)
     fails("bad argument #4 to '.-sched_spawn' %(string or pinned text expected",
       core.sched_spawn, S, {}, coroutine.create(noop), 1, noop)
