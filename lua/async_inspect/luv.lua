@@ -343,7 +343,7 @@ end })
 -- task life ---------------------------------------------------------------------------
 
 -- the wait of rec ended: what it was waiting on no longer needs undoing (the
--- core's `wait` is cleared by sched_resume; a cancelled task keeps it)
+-- core's `wait` is cleared at a resume of ours; a cancelled task keeps it)
 local function clear_wait(rec)
   rec.undo, rec.undo_arg, rec.wait_handle = nil, nil, nil
   s_set(rec.s, "nowait")
@@ -569,8 +569,9 @@ local function spurious(rec)
     .. "(use aio.wake to wake it)", 0)
 end
 
--- suspend rec until resume_task; `level` 1 locates the await at the caller of
--- the helper that calls suspend. Never tail-call it: the levels count frames.
+-- suspend rec until a resume of ours (sched_run, the ready queue); `level` 1 locates
+-- the await at the caller of the helper that calls suspend. Never tail-call it: the
+-- levels count frames.
 -- `wait`: the text of what it waits for; pin_wait: it is one of few (pin it)
 -- (a C function in tail position keeps this frame: the level still counts it)
 local function suspend(rec, label, wait, level, pin_wait)
@@ -580,7 +581,6 @@ end
 
 -- the scheduler: its queue and task states in C, its slow paths here
 S = s_new(Task, start_idle, resume_failed, raw_add, wake_main, spurious)
-
 
 local K_TIMER = pin("timer")
 
