@@ -544,4 +544,86 @@ const ai_wg_node *ai_wg_node_of(const ai_wg *G, uint64_t task);
 ** reported (a wait cancelled, a holder gone): a search from each marked task */
 void ai_wg_recheck(ai_wg *G);
 
+/* ---- sched.c: the ready queue and task states of async_inspect.luv ---- */
+/* A scheduler and each of its tasks are userdata made by the bindings
+** (module.c); the Lua scheduler keeps the slow paths, called back through
+** the scheduler's uservalues. */
+enum ai_stask_flags {
+  AI_ST_DONE = 1,     /* ended (completed, failed, cancelled) */
+  AI_ST_STARTED = 2,  /* its first resume happened */
+  AI_ST_ADOPTED = 4,  /* a coroutine not spawned by the scheduler */
+  AI_ST_MAIN = 8,     /* the main thread (adopted) */
+  AI_ST_UNDO = 16,    /* the handle holds an undo of its wait, cleared at resume */
+  AI_ST_WAITS = 32    /* the wait text uservalue is set */
+};
+/* uservalues of a task's state */
+enum {
+  AI_ST_REC = 1,  /* the Lua handle */
+  AI_ST_VAL,      /* the value of the pending wake (packed table when several) */
+  AI_ST_WAIT,     /* what it waits for (text, reports only) */
+  AI_ST_FN,       /* the body, until the first resume */
+  AI_ST_ARGS,     /* its arguments (packed), until the first resume */
+  AI_ST_CO,       /* the coroutine (the handle holds it too) */
+  AI_ST_SCHED,    /* the scheduler (kept alive by its tasks) */
+  AI_ST_NUV = AI_ST_SCHED
+};
+/* uservalues of a scheduler: the queue, then the Lua slow paths */
+enum {
+  AI_SC_QUEUE = 1,   /* table used as a ring of task states */
+  AI_SC_CLASS,       /* the metatable of its handles */
+  AI_SC_START_IDLE,  /* () the queue got its first entry */
+  AI_SC_FAILED,      /* (handle, err) a resume of ours raised */
+  AI_SC_RAW,         /* (handle) it yielded outside the helpers */
+  AI_SC_MAIN,        /* (handle, n, value) wake the main thread */
+  AI_SC_SPURIOUS,    /* (handle) a waiting task was resumed by other code; raises */
+  AI_SC_NUV = AI_SC_SPURIOUS
+};
+
+typedef struct ai_sched {
+  const void *magic;         /* ai_sched_magic */
+  ai_inspector *I;
+  uint32_t head, count, cap; /* the ring: slot i at index i + 1, cap a power of two */
+  uint32_t grown;            /* times the ring was replaced by a bigger one */
+  int idle;                  /* the Lua side runs an idle handle that drains */
+} ai_sched;
+
+typedef struct ai_stask {
+  const void *magic;     /* ai_stask_magic: tells a task state from other userdata */
+  ai_sched *sched;
+  lua_State *co;         /* the coroutine, kept alive by the AI_ST_CO uservalue */
+  uint64_t gen;          /* resumes by the scheduler so far */
+  uint64_t qgen;         /* gen the pending wake is for (UINT64_MAX: none yet) */
+  uint64_t wgen;         /* gen when it last waited in a helper (UINT64_MAX: never) */
+  ai_str qkind;          /* wake kind of the pending wake (reference held) */
+  int qn;                /* values of the pending wake */
+  uint8_t flags;
+} ai_stask;
+
+/* their addresses mark schedulers and task states: checking one costs less
+** than a metatable lookup, and no Lua code can forge a userdata's bytes */
+extern const char ai_sched_magic, ai_stask_magic;
+void ai_sched_init(ai_sched *S, ai_inspector *I);
+/* the scheduler at idx, or NULL when the value is something else */
+static inline ai_sched *ai_sched_at(lua_State *L, int idx) {
+  ai_sched *S = (ai_sched *)lua_touserdata(L, idx);
+  if (S == NULL || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *S ||
+      S->magic != &ai_sched_magic)
+    return NULL;
+  return S;
+}
+/* the task state at idx, or NULL when the value is something else */
+static inline ai_stask *ai_sched_task_at(lua_State *L, int idx) {
+  ai_stask *s = (ai_stask *)lua_touserdata(L, idx);
+  if (s == NULL || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *s ||
+      s->magic != &ai_stask_magic)
+    return NULL;
+  return s;
+}
+void ai_sched_attribute(ai_inspector *I, lua_State *co, ai_str kind);
+void ai_sched_enqueue(lua_State *L, ai_stask *s, int sidx, uint64_t gen, ai_str kind, int n,
+                      int vidx);
+void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, int vidx);
+int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty);
+int ai_sched_wait(lua_State *L, ai_stask *s, int wait_idx);
+
 #endif

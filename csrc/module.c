@@ -903,13 +903,7 @@ static ai_str sched_text(lua_State *L, ai_inspector *I, int arg) {
 
 /* the wake kind of the next resume of co, and co waits for nothing now */
 static void sched_wake(lua_State *L, ai_inspector *I, lua_State *co, int kind_arg) {
-  ai_task *t;
-  if (!I->enabled || (t = ai_registry_of(&I->reg, co)) == NULL) return; /* untracked: the
-                                          kind would go to the next resume of another */
-  ai_strings_release(I->strings, I->pending_wake);
-  I->pending_wake = sched_text(L, I, kind_arg);
-  ai_strings_release(I->strings, t->wait);
-  t->wait = 0;
+  ai_sched_attribute(I, co, sched_text(L, I, kind_arg));
 }
 
 /* sched_resume(co, kind, ...) -> as coroutine.resume(co, ...); the resume is
@@ -947,6 +941,334 @@ static int l_sched_yield(lua_State *L) {
   }
   return lua_yield(L, 0);
 }
+
+/* ---------------------------------------------------------------------- */
+/* async_inspect.luv's ready queue and task states (sched.c)                */
+/* ---------------------------------------------------------------------- */
+static ai_stask *check_stask(lua_State *L, int arg) {
+  ai_stask *s = ai_sched_task_at(L, arg);
+  if (s == NULL) luaL_typeerror(L, arg, "scheduler task");
+  return s;
+}
+
+static ai_sched *check_sched(lua_State *L, int arg) {
+  ai_sched *S = ai_sched_at(L, arg);
+  if (S == NULL) luaL_typeerror(L, arg, "scheduler");
+  return S;
+}
+
+/* the values of a wake: n (arg), then the value (n == 1) or a packed table
+** (n > 1) at arg + 1; returns n, *vidx the value's index (0: none) */
+static int check_values(lua_State *L, int arg, int *vidx) {
+  lua_Integer n = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, n >= 0 && n <= 1000000, arg, "value count from 0 to 1000000 expected");
+  if (n > 1) luaL_checktype(L, arg + 1, LUA_TTABLE);
+  *vidx = n > 0 ? arg + 1 : 0;
+  return (int)n;
+}
+
+/* sched_new(class, start_idle, failed, raw, main, spurious) -> a scheduler:
+** class is the metatable of its handles, the functions its slow paths
+** (ai_internal.h, AI_SC_*) */
+static int l_sched_new(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_sched *S;
+  int i;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  for (i = 2; i <= AI_SC_NUV - 1; i++) luaL_checktype(L, i, LUA_TFUNCTION);
+  S = (ai_sched *)lua_newuserdatauv(L, sizeof *S, AI_SC_NUV);
+  ai_sched_init(S, I);
+  lua_createtable(L, (int)S->cap, 0);
+  lua_setiuservalue(L, -2, AI_SC_QUEUE);
+  for (i = 1; i <= AI_SC_NUV - 1; i++) {
+    lua_pushvalue(L, i);
+    lua_setiuservalue(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* a new task state of scheduler S for handle and co */
+static ai_stask *new_stask(lua_State *L, ai_sched *S, int sched_arg, uint8_t flags) {
+  ai_stask *s;
+  lua_State *co = lua_tothread(L, sched_arg + 2);
+  luaL_checktype(L, sched_arg + 1, LUA_TTABLE);
+  luaL_argexpected(L, co != NULL, sched_arg + 2, "coroutine");
+  s = (ai_stask *)lua_newuserdatauv(L, sizeof *s, AI_ST_NUV);
+  s->magic = &ai_stask_magic;
+  s->sched = S;
+  s->co = co;
+  s->gen = 0;
+  s->wgen = s->qgen = UINT64_MAX; /* never waited, nothing pending */
+  s->qkind = 0;
+  s->qn = 0;
+  s->flags = flags;
+  lua_pushvalue(L, sched_arg + 1);
+  lua_setiuservalue(L, -2, AI_ST_REC);
+  lua_pushvalue(L, sched_arg + 2); /* s->co stays valid whatever the handle does */
+  lua_setiuservalue(L, -2, AI_ST_CO);
+  lua_pushvalue(L, sched_arg);
+  lua_setiuservalue(L, -2, AI_ST_SCHED);
+  return s;
+}
+
+/* sched_spawn(S, handle, co, kind, fn, ...) -> state: a task whose first
+** resume, (handle, fn, ...), is queued; the handle gets the scheduler's
+** class as its metatable */
+static int l_sched_spawn(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_sched *S = check_sched(L, 1);
+  ai_stask *s;
+  int sidx, nargs = lua_gettop(L) - 5, i;
+  luaL_argexpected(L, is_text(L, 4), 4, "string or pinned text");
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  s = new_stask(L, S, 1, 0);
+  sidx = lua_gettop(L);
+  lua_pushvalue(L, 5);
+  lua_setiuservalue(L, sidx, AI_ST_FN);
+  if (nargs > 0) { /* packed with their count at [0] (no hashed field) */
+    lua_createtable(L, nargs, 0);
+    for (i = 1; i <= nargs; i++) {
+      lua_pushvalue(L, 5 + i);
+      lua_rawseti(L, -2, i);
+    }
+    lua_pushinteger(L, nargs);
+    lua_rawseti(L, -2, 0);
+    lua_setiuservalue(L, sidx, AI_ST_ARGS);
+  }
+  lua_getiuservalue(L, 1, AI_SC_CLASS);
+  lua_setmetatable(L, 2);
+  ai_sched_enqueue(L, s, sidx, 0, sched_text(L, I, 4), 0, 0);
+  lua_settop(L, sidx);
+  return 1;
+}
+
+/* sched_adopt(S, handle, co [, main]) -> state of a coroutine the
+** scheduler did not spawn (main: the main thread) */
+static int l_sched_adopt(lua_State *L) {
+  ai_sched *S;
+  (void)inspector(L);
+  S = check_sched(L, 1);
+  lua_settop(L, 4);
+  new_stask(L, S, 1, (uint8_t)(AI_ST_ADOPTED | AI_ST_STARTED | (lua_toboolean(L, 4) ? AI_ST_MAIN : 0)));
+  return 1;
+}
+
+/* sched_wake(s, kind, n [, value]) -> false when the task has ended, else
+** true: a resume with the values is queued unless one is pending */
+static int l_sched_wake(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_stask *s = check_stask(L, 1);
+  int vidx, n;
+  luaL_argexpected(L, is_text(L, 2), 2, "string or pinned text");
+  n = check_values(L, 3, &vidx);
+  if (s->flags & AI_ST_DONE) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  ai_sched_enqueue(L, s, 1, s->gen, sched_text(L, I, 2), n, vidx);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+#define UV_WK_SCHED lua_upvalueindex(1)
+#define UV_WK_CLASS lua_upvalueindex(2)
+#define UV_WK_KEY lua_upvalueindex(3)
+#define UV_WK_KIND lua_upvalueindex(4)
+#define UV_WK_SLOW lua_upvalueindex(5)
+
+/* the function sched_waker makes: wake(target, ...). The common case (a
+** handle of the class, no more than one value) here; the rest goes to the
+** slow function with the same arguments */
+static int sched_wake_fn(lua_State *L) {
+  int n = lua_gettop(L) - 1;
+  if (n <= 1 && lua_getmetatable(L, 1)) {
+    int is_handle = lua_rawequal(L, -1, UV_WK_CLASS);
+    ai_stask *s;
+    lua_pop(L, 1);
+    if (is_handle) {
+      lua_pushvalue(L, UV_WK_KEY);
+      lua_rawget(L, 1);
+      s = ai_sched_task_at(L, -1);
+      if (s != NULL) {
+        if (s->flags & AI_ST_DONE) {
+          lua_pushboolean(L, 0);
+          return 1;
+        }
+        /* the kind is pinned (checked by sched_waker): no reference */
+        ai_sched_enqueue(L, s, lua_gettop(L), s->gen,
+                         (ai_str)(uintptr_t)lua_touserdata(L, UV_WK_KIND), n, n > 0 ? 2 : 0);
+        lua_pushboolean(L, 1);
+        return 1;
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushvalue(L, UV_WK_SLOW);
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* sched_waker(S, class, key, kind, slow) -> wake(target, ...): a wake for
+** handles (tables with metatable `class` holding their task state at `key`)
+** attributed to the pinned text `kind`; other targets, or more than one
+** value, go to slow(target, ...) */
+static int l_sched_waker(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  uintptr_t kind;
+  check_sched(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checkany(L, 3);
+  luaL_argexpected(L, lua_type(L, 4) == LUA_TLIGHTUSERDATA, 4, "pinned text");
+  kind = (uintptr_t)lua_touserdata(L, 4);
+  luaL_argcheck(L, kind != 0 && kind <= UINT32_MAX &&
+                   ai_strings_get(I->strings, (ai_str)kind, NULL) != NULL, 4, "unknown text id");
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  lua_settop(L, 5);
+  lua_pushcclosure(L, sched_wake_fn, 5);
+  return 1;
+}
+
+/* sched_enqueue(s, gen, kind, n [, value]): as wake, void unless the task
+** has not been resumed since gen (a joiner registered then) */
+static int l_sched_enqueue(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_stask *s = check_stask(L, 1);
+  lua_Integer gen = luaL_checkinteger(L, 2);
+  int vidx, n;
+  luaL_argexpected(L, is_text(L, 3), 3, "string or pinned text");
+  n = check_values(L, 4, &vidx);
+  ai_sched_enqueue(L, s, 1, (uint64_t)gen, sched_text(L, I, 3), n, vidx);
+  return 0;
+}
+
+/* sched_run(s, kind, n [, value]): resume the task now (a luv callback) */
+static int l_sched_run(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_stask *s = check_stask(L, 1);
+  int vidx, n;
+  luaL_argexpected(L, is_text(L, 2), 2, "string or pinned text");
+  n = check_values(L, 3, &vidx);
+  lua_settop(L, vidx > 0 ? vidx : 3);
+  ai_sched_resume(L, s, 1, sched_text(L, I, 2), n, vidx);
+  return 0;
+}
+
+/* sched_suspend(s, label, level [, wait [, wait_text]]) -> the values of the
+** wake. The running task waits in a helper: the yield is an await point
+** labelled `label` and located `level` frames above the caller (as
+** await_point), the task waits for `wait` (texts: strings or pinned), and
+** wait_text is kept for reports. A resume by other code calls the
+** scheduler's spurious path. */
+static int l_sched_suspend(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_stask *s = check_stask(L, 1);
+  int isnum;
+  lua_Integer level = lua_tointegerx(L, 3, &isnum);
+  ai_task *t;
+  luaL_argexpected(L, is_text(L, 2), 2, "string or pinned text");
+  luaL_argcheck(L, isnum && level >= 1 && level < 1000, 3, "level from 1 to 999 expected");
+  luaL_argexpected(L, lua_isnoneornil(L, 4) || is_text(L, 4), 4, "string or pinned text");
+  luaL_argexpected(L, lua_isnoneornil(L, 5) || lua_type(L, 5) == LUA_TSTRING, 5, "string or nil");
+  luaL_argcheck(L, s->co == L, 1, "not the running task's state");
+  if (!lua_isyieldable(L))
+    return luaL_error(L, "attempt to yield from outside a coroutine or across a C-call boundary");
+  if (I->enabled && (t = ai_registry_of(&I->reg, L)) != NULL) {
+    ai_str label = sched_text(L, I, 2);
+    ai_str wait = lua_isnoneornil(L, 4) ? 0 : sched_text(L, I, 4);
+    announce_await(I, t, label, ai_site_location(I, L, (int)level + 1));
+    ai_strings_release(I->strings, t->wait);
+    t->wait = wait;
+  }
+  lua_settop(L, 5);
+  return ai_sched_wait(L, s, 5);
+}
+
+/* sched_drain(S, budget) -> entries taken, queue empty: one pass over the
+** ready queue (the idle callback) */
+static int l_sched_drain(lua_State *L) {
+  lua_Integer budget;
+  int empty, taken;
+  (void)inspector(L);
+  check_sched(L, 1);
+  budget = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, budget >= 0 && budget <= INT32_MAX, 2, "budget out of range");
+  lua_settop(L, 1);
+  taken = ai_sched_drain(L, 1, (int)budget, &empty);
+  lua_pushinteger(L, taken);
+  lua_pushboolean(L, empty);
+  return 2;
+}
+
+/* sched_info(s) -> gen, waits in a helper (wgen == gen), what it waits for,
+** started (its first resume happened) */
+static int l_sched_info(lua_State *L) {
+  ai_stask *s = check_stask(L, 1);
+  lua_pushinteger(L, (lua_Integer)s->gen);
+  lua_pushboolean(L, s->wgen == s->gen);
+  lua_getiuservalue(L, 1, AI_ST_WAIT);
+  lua_pushboolean(L, s->flags & AI_ST_STARTED);
+  return 4;
+}
+
+/* sched_done(s, ...) -> select("#", ...): the task ended (with results
+** `...` when it completed, counted for the caller): no resume of ours any
+** more; pending values (and the body and arguments of a task that never
+** started) go */
+static int l_sched_done(lua_State *L) {
+  ai_stask *s = check_stask(L, 1);
+  int n = lua_gettop(L) - 1;
+  s->flags |= AI_ST_DONE;
+  if (s->qn > 0) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, AI_ST_VAL);
+  }
+  if (!(s->flags & AI_ST_STARTED)) { /* the body and arguments go too */
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, AI_ST_FN);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, AI_ST_ARGS);
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* sched_bump(s) -> gen: whatever was scheduled for the task is void */
+static int l_sched_bump(lua_State *L) {
+  ai_stask *s = check_stask(L, 1);
+  lua_pushinteger(L, (lua_Integer)++s->gen);
+  return 1;
+}
+
+/* sched_set(s, what): "undo" (the handle holds an undo of its wait, cleared
+** at the next resume) or "nowait" (what it waits for is forgotten) */
+static int l_sched_set(lua_State *L) {
+  static const char *const whats[] = {"undo", "nowait", NULL};
+  ai_stask *s = check_stask(L, 1);
+  if (luaL_checkoption(L, 2, NULL, whats) == 0) {
+    s->flags |= AI_ST_UNDO;
+  } else {
+    s->flags &= (uint8_t)~AI_ST_WAITS;
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, AI_ST_WAIT);
+  }
+  return 0;
+}
+
+/* sched_queued(S) -> entries in the ready queue */
+static int l_sched_queued(lua_State *L) {
+  ai_sched *S = check_sched(L, 1);
+  lua_pushinteger(L, (lua_Integer)S->count);
+  return 1;
+}
+
+static const luaL_Reg sched_funcs[] = {
+  {"sched_new", l_sched_new}, {"sched_spawn", l_sched_spawn}, {"sched_adopt", l_sched_adopt},
+  {"sched_wake", l_sched_wake}, {"sched_waker", l_sched_waker}, {"sched_enqueue", l_sched_enqueue}, {"sched_run", l_sched_run},
+  {"sched_suspend", l_sched_suspend}, {"sched_drain", l_sched_drain},
+  {"sched_info", l_sched_info}, {"sched_done", l_sched_done}, {"sched_bump", l_sched_bump},
+  {"sched_set", l_sched_set}, {"sched_queued", l_sched_queued},
+  {NULL, NULL}};
 
 /* ---------------------------------------------------------------------- */
 /* wait-for graph (waitgraph.c): resources, holds, waits, deadlock cycles   */
@@ -1643,6 +1965,12 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
     lua_pushvalue(L, anchors);
     lua_pushcclosure(L, funcs[i].func, 2);
     lua_setfield(L, -2, funcs[i].name);
+  }
+  for (i = 0; sched_funcs[i].name != NULL; i++) {
+    lua_pushvalue(L, ins);
+    lua_pushvalue(L, anchors);
+    lua_pushcclosure(L, sched_funcs[i].func, 2);
+    lua_setfield(L, -2, sched_funcs[i].name);
   }
   lua_pushcfunction(L, l_hist_new);
   lua_setfield(L, -2, "hist");

@@ -466,3 +466,94 @@ describe("bad input", function()
     assert.are.equal(dead, ai.name(dead, "gone"))
   end)
 end)
+
+describe("the scheduler bindings (sched.c, used by async_inspect.luv)", function()
+  local core = ai.core
+  local function fails(pattern, fn, ...)
+    local ok, err = pcall(fn, ...)
+    assert.is_false(ok)
+    assert.matches(pattern, err)
+  end
+  local function noop() end
+  -- a scheduler whose slow paths record what they were called with
+  local function scheduler(log, class)
+    local function note(what) return function(...) log[#log + 1] = { what, ... } end end
+    return core.sched_new(class or {}, note("idle"), note("failed"), note("raw"), note("main"),
+      note("spurious"))
+  end
+
+  it("checks every argument with a clear message", function()
+    local S = scheduler({})
+    local co = coroutine.create(noop)
+    local s = core.sched_spawn(S, {}, co, "spawn", noop)
+    fails("bad argument #1 to '.-sched_new' %(table expected, got number%)", core.sched_new, 1)
+    fails("bad argument #2 to '.-sched_new' %(function expected", core.sched_new, {}, 1)
+    fails("bad argument #1 to '.-sched_spawn' %(scheduler expected, got table%)", core.sched_spawn, {})
+    fails("bad argument #1 to '.-sched_spawn' %(scheduler expected, got userdata%)", core.sched_spawn, s)
+    fails("bad argument #3 to '.-sched_spawn' %(coroutine expected", core.sched_spawn, S, {}, 1, "k", noop)
+    fails("bad argument #4 to '.-sched_spawn' %(string or pinned text expected",
+      core.sched_spawn, S, {}, coroutine.create(noop), 1, noop)
+    fails("bad argument #5 to '.-sched_spawn' %(function expected",
+      core.sched_spawn, S, {}, coroutine.create(noop), "k", 1)
+    fails("bad argument #1 to '.-sched_adopt' %(scheduler expected", core.sched_adopt, 1)
+    fails("bad argument #2 to '.-sched_adopt' %(table expected", core.sched_adopt, S, 1)
+    fails("bad argument #3 to '.-sched_adopt' %(coroutine expected", core.sched_adopt, S, {}, 1)
+    fails("bad argument #1 to '.-sched_wake' %(scheduler task expected, got userdata%)", core.sched_wake, S)
+    fails("bad argument #2 to '.-sched_wake' %(string or pinned text expected", core.sched_wake, s, 1, 0)
+    fails("bad argument #3 to '.-sched_wake' %(number expected", core.sched_wake, s, "k")
+    fails("bad argument #3 to '.-sched_wake' %(value count", core.sched_wake, s, "k", -1)
+    fails("bad argument #4 to '.-sched_wake' %(table expected", core.sched_wake, s, "k", 2, "x")
+    fails("bad argument #2 to '.-sched_enqueue' %(number expected", core.sched_enqueue, s, "x")
+    fails("bad argument #1 to '.-sched_run' %(scheduler task expected", core.sched_run, {})
+    fails("bad argument #2 to '.-sched_suspend' %(string or pinned text expected", core.sched_suspend, s, 1)
+    fails("bad argument #3 to '.-sched_suspend' %(level from 1 to 999", core.sched_suspend, s, "x", 0)
+    fails("bad argument #1 to '.-sched_suspend' %(not the running task's state%)", core.sched_suspend,
+      s, "x", 1)
+    fails("bad argument #2 to '.-sched_drain' %(number expected", core.sched_drain, S)
+    fails("bad argument #2 to '.-sched_drain' %(budget out of range%)", core.sched_drain, S, -1)
+    fails("bad argument #1 to '.-sched_info' %(scheduler task expected", core.sched_info, co)
+    fails("bad argument #1 to '.-sched_done' %(scheduler task expected", core.sched_done, io.stdout)
+    fails("bad argument #1 to '.-sched_bump' %(scheduler task expected", core.sched_bump, 1)
+    fails("bad argument #2 to '.-sched_set' %(invalid option 'x'%)", core.sched_set, s, "x")
+    fails("bad argument #1 to '.-sched_queued' %(scheduler expected", core.sched_queued, s)
+    fails("bad argument #2 to '.-sched_waker' %(table expected", core.sched_waker, S, 1)
+    fails("bad argument #4 to '.-sched_waker' %(pinned text expected", core.sched_waker, S, {}, "s", "k")
+    fails("bad argument #5 to '.-sched_waker' %(function expected", core.sched_waker, S, {}, "s",
+      core.pin("wake"))
+  end)
+
+  it("queues and resumes tasks, and calls the slow paths back", function()
+    local log, class = {}, {}
+    local S = scheduler(log, class)
+    local got = {}
+    local body = function(h, fn, ...) got[#got + 1] = { h, ... }; return fn(...) end
+    local h = {}
+    local s = core.sched_spawn(S, h, coroutine.create(body), core.pin("spawn"), noop, 1, 2)
+    assert.are.equal(class, getmetatable(h))
+    assert.are.equal(1, core.sched_queued(S))
+    assert.are.same({ "idle" }, log[1])
+    assert.are.same({ 0, false, nil, false }, { core.sched_info(s) })
+    assert.are.same({ 1, true }, { core.sched_drain(S, 10) })
+    assert.are.same({ { h, 1, 2 } }, got)
+    local gen, waits, _, started = core.sched_info(s)
+    assert.are.same({ 1, false, true }, { gen, waits, started })
+    -- it ended without saying so (sched_done): for the scheduler it ran on its own
+    assert.are.same({ "raw", h }, log[#log])
+    assert.are.equal(2, core.sched_done(s, "a", "b"))
+    assert.is_false(core.sched_wake(s, "wake", 0))
+    assert.are.equal(2, core.sched_bump(s))
+    assert.are.equal(0, core.sched_queued(S))
+    -- a waiting task: woken once, with its value; a second wake is void
+    local w = {}
+    local ws = core.sched_spawn(S, w, coroutine.create(function(_, _)
+      got.woken = core.sched_suspend(w.s, "recv", 1, "message", "message")
+    end), "spawn", noop)
+    w.s = ws
+    core.sched_drain(S, 10)
+    assert.are.same({ 1, true, "message", true }, { core.sched_info(ws) })
+    assert.is_true(core.sched_wake(ws, "wake", 1, "hello"))
+    assert.is_true(core.sched_wake(ws, "wake", 1, "again"))
+    assert.are.same({ 1, true }, { core.sched_drain(S, 10) })
+    assert.are.equal("hello", got.woken)
+  end)
+end)

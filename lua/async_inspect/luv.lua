@@ -30,8 +30,8 @@ local uv = load_luv()
 
 local core = ai.core
 local co_create, co_close = core.hooks.create, core.hooks.close
-local co_running, co_yield, co_status = coroutine.running, coroutine.yield, coroutine.status
-local core_now, core_track, core_set_wait = core.now, core.track, core.set_wait
+local co_running, co_status = coroutine.running, coroutine.status
+local core_now, core_track = core.now, core.track
 local pack, unpack, select, type, setmetatable = table.pack, table.unpack, select, type, setmetatable
 local format = string.format
 
@@ -41,18 +41,15 @@ local format = string.format
 local core_spawned = core.spawned or function(co) return core_track(co) end
 -- pin: texts used over and over become ids (no hashing, never freed)
 local core_pin = core.pin or function(text) return text end
--- sched_resume(co, kind, ...): coroutine.resume attributed to kind, wait cleared
-local sched_resume = core.sched_resume or function(co, kind, ...)
-  core.wake(kind)
-  core_set_wait(co, nil)
-  return core.hooks.resume(co, ...)
-end
--- sched_yield(label, level, wait): await point + wait + yield in one call
-local sched_yield = core.sched_yield or function(label, level, wait)
-  core.await_point(label, level + 1) -- one frame more than the C binding sees
-  core_set_wait(co_running(), wait)
-  return co_yield()
-end
+-- The hot path of the scheduler is in C (csrc/sched.c): the ready queue and each
+-- task's scheduling state (generations, the pending wake, done/started), kept in
+-- a userdata the handle holds as `s`. This file keeps the slow paths, which the
+-- C side calls back.
+local s_new, s_spawn, s_adopt = core.sched_new, core.sched_spawn, core.sched_adopt
+local s_enqueue, s_run = core.sched_enqueue, core.sched_run
+local s_suspend, s_drain = core.sched_suspend, core.sched_drain
+local s_info, s_set, s_queued = core.sched_info, core.sched_set, core.sched_queued
+local s_done, s_bump = core.sched_done, core.sched_bump
 
 local M = { uv = uv }
 
@@ -174,61 +171,55 @@ local function check_handle(self, fname)
 end
 
 -- the ready queue: tasks with a resume scheduled on the loop ----------------------
--- What to resume a task with waits in its record (qgen, qkind, qn, qval): one
--- pending wake per task, the first one wins (a later one would be void anyway,
--- see resume_task). Scheduling a resume allocates nothing.
+-- The queue and what to resume each task with live in C (sched.c): one pending
+-- wake per task, the first one wins (a later one would be void anyway, see
+-- sched_run). Scheduling a resume allocates nothing.
 
-local queue = {}
-local q_head, q_tail = 1, 0
+local S = nil      -- the scheduler (sched.c), made once its slow paths are defined
 local idle = nil   -- a uv idle handle while the queue is not empty, closed when it is
 
-local resume_task, note_slow  -- defined below
+local note_slow  -- defined below
 
 local function drain()
   local t0 = core_now()
-  local budget = DRAIN_BUDGET
-  local i = q_head
-  while i <= q_tail and budget > 0 do
-    local rec = queue[i]
-    queue[i] = nil
-    i = i + 1
-    q_head = i
-    budget = budget - 1
-    local val = rec.qval
-    rec.qval = nil
-    if rec.qgen == rec.gen and not rec.done then  -- else: resumed or ended meanwhile
-      resume_task(rec, rec.qkind, rec.qn, val)
-    end
-  end
-  if q_head > q_tail then  -- empty: no handle of ours stays open
-    q_head, q_tail = 1, 0
+  local taken, empty = s_drain(S, DRAIN_BUDGET)
+  if empty then  -- no handle of ours stays open
     idle:close()
     idle = nil
   end
   -- the pass is one luv callback: time it as a whole, never each resume
   local ran = core_now() - t0
-  if ran > state.slow_ns then note_slow(nil, "ready queue", ran, t0, DRAIN_BUDGET - budget) end
+  if ran > state.slow_ns then note_slow(nil, "ready queue", ran, t0, taken) end
 end
 
+-- the C side calls this when the queue gets its first entry
 local function start_idle()
   idle = uv.new_idle()
   idle:start(drain)
 end
 
--- append rec to the ready queue; its resume comes on the next pass of the loop
-local function push_ready(rec)
-  local i = q_tail + 1
-  q_tail = i
-  queue[i] = rec
-  if idle == nil then start_idle() end
+-- the scheduler's gen of rec: how many resumes of ours it had (see sched_run)
+local function gen_of(rec)
+  return (s_info(rec.s))
 end
 
--- schedule a resume of rec, if it has not been resumed since `gen`, with n
--- values (val: the value, or the packed values)
-local function enqueue(rec, gen, kind, n, val)
-  if rec.gen ~= gen or rec.qgen == gen then return end -- void, or one is pending
-  rec.qgen, rec.qkind, rec.qn, rec.qval = gen, kind, n, val
-  push_ready(rec)
+-- rec has an undo for its wait: rec.undo, undo_arg (and wait_handle) are
+-- cleared at its next resume, as long as rec.undo is set then
+local function set_undo(rec, undo, arg)
+  rec.undo, rec.undo_arg = undo, arg
+  s_set(rec.s, "undo")
+end
+
+-- what rec waits for (a text, for reports), set by the helper it waits in
+local function wait_of(rec)
+  local _, _, wait = s_info(rec.s)
+  return wait
+end
+
+-- has rec had its first resume? (adopted coroutines count as started)
+local function started(rec)
+  local _, _, _, yes = s_info(rec.s)
+  return yes
 end
 
 -- slow callbacks -------------------------------------------------------------------
@@ -352,15 +343,17 @@ end })
 -- task life ---------------------------------------------------------------------------
 
 -- the wait of rec ended: what it was waiting on no longer needs undoing (the
--- core's `wait` is cleared by sched_resume; a cancelled task keeps it)
+-- core's `wait` is cleared at a resume of ours; a cancelled task keeps it)
 local function clear_wait(rec)
-  rec.undo, rec.undo_arg, rec.wait_handle, rec.wait = nil, nil, nil, nil
+  rec.undo, rec.undo_arg, rec.wait_handle = nil, nil, nil
+  s_set(rec.s, "nowait")
 end
 
 -- does rec wait in a helper of ours (rather than having yielded on its own)?
--- (see resume_task)
+-- (see sched_run)
 local function in_helper(rec)
-  return rec.wgen == rec.gen
+  local _, waits = s_info(rec.s)
+  return waits
 end
 
 local function raw_remove(rec)
@@ -376,14 +369,14 @@ local function finished(rec)
   local joiners = rec.joiners
   if joiners then
     rec.joiners = nil
-    for i = 1, #joiners, 2 do enqueue(joiners[i], joiners[i + 1], K_JOIN, 0) end
+    for i = 1, #joiners, 2 do s_enqueue(joiners[i].s, joiners[i + 1], K_JOIN, 0) end
   end
 end
 
 -- runs inside the task, so completion is seen even when the last resume was
 -- not ours (luv-style code resuming the coroutine from its own callback)
 local function completed(rec, ...)
-  local n = select("#", ...)
+  local n = s_done(rec.s, ...) -- no resume of ours any more; n: how many results
   rec.done, rec.nres = "completed", n
   if n == 1 then rec.r1 = ...
   elseif n > 1 then rec.results = pack(...) end
@@ -397,6 +390,7 @@ end
 
 local function task_failed(rec, text, err, traceback)
   rec.done = "failed"
+  s_done(rec.s)
   rec.err = err
   rec.traceback = traceback
   co_close(rec.co) -- close its to-be-closed variables, as coroutine.wrap would
@@ -420,6 +414,7 @@ local function resume_failed(rec, err)
   local traceback = debug.traceback(co, text)
   if rec.adopted then  -- a plain coroutine woken by a helper: nobody else will see this
     rec.done = "failed"
+    s_done(rec.s)
     note_unjoined(rec, text, traceback)
   else
     task_failed(rec, text, err, traceback)
@@ -479,53 +474,26 @@ end
 
 local K_SPAWN = pin("spawn")
 
-local function start(rec)
-  rec.started = true
-  local fn, args = rec.fn, rec.args
-  rec.fn, rec.args = nil, nil
-  if args then return sched_resume(rec.co, K_SPAWN, rec, fn, unpack(args, 1, args.n)) end
-  return sched_resume(rec.co, K_SPAWN, rec, fn)
-end
-
--- resume values travel as a count and a value: the value itself when there is
--- one, a packed table when there are more (no vararg calls on the hot path)
+-- the main thread waits in block_main: hand it the values of its wake (the C
+-- side calls this for a queued wake of the main thread)
 local function wake_main(rec, n, val)
   rec.woken = true
   if n == 1 then rec.values = { n = 1, val } elseif n == 0 then rec.values = { n = 0 } else rec.values = val end
 end
 
 -- Resume a task from a luv callback or the ready queue, attributing the wake
--- to `kind` (a pinned text). Every resume of ours moves rec.gen on; a helper about to yield stores the
--- gen in rec.wgen. So after a resume, wgen == gen says "it waits in a helper"
--- (else it yielded on its own), and in the helper, an unchanged gen after the
--- yield says "resumed by someone else".
-function resume_task(rec, kind, n, val)
-  local gen = rec.gen + 1
-  rec.gen = gen
-  rec.wait = nil
-  if rec.undo then rec.undo, rec.undo_arg, rec.wait_handle = nil, nil, nil end
-  local co = rec.co
-  if rec.adopted then -- the main thread, or a plain coroutine that used a helper
-    if rec.main then return wake_main(rec, n, val) end
-    if co_status(co) ~= "suspended" then return end
-  end
-  local ok, err
-  if n == 0 then
-    if rec.started then ok, err = sched_resume(co, kind) else ok, err = start(rec) end
-  elseif n == 1 then ok, err = sched_resume(co, kind, val)
-  else ok, err = sched_resume(co, kind, unpack(val, 1, n)) end
-  if not ok then
-    resume_failed(rec, err)
-  elseif rec.wgen ~= gen and not rec.done and not rec.adopted then
-    raw_add(rec) -- it yielded on its own: luv-style code or another scheduler
-  end
-end
+-- to `kind` (a pinned text): sched_run (sched.c). Every resume of ours moves
+-- the task's gen on; a helper about to yield stores the gen as its wgen. So
+-- after a resume, wgen == gen says "it waits in a helper" (else it yielded on
+-- its own: raw_add), and in the helper an unchanged gen after the yield says
+-- "resumed by someone else" (spurious). Values travel as a count and a value:
+-- the value itself when there is one, a packed table when there are more.
 
 -- the same from a luv callback of ours, with the callback's values: timed
 local function resume_timed(rec, kind, ...)
   local n = select("#", ...)
   local t0 = core_now()
-  resume_task(rec, kind, n, n == 1 and (...) or n > 1 and pack(...) or nil)
+  s_run(rec.s, kind, n, n == 1 and (...) or n > 1 and pack(...) or nil)
   local t1 = core_now()
   if t1 - t0 > state.slow_ns then note_slow(rec, kind, t1 - t0, t0) end
   if t1 - state.settings_at > SETTINGS_EVERY then refresh_settings() end
@@ -534,8 +502,9 @@ end
 -- waiting ---------------------------------------------------------------------------------
 
 local function adopt(co, is_main)
-  local rec = { co = co, gen = 0, started = true, adopted = true, main = is_main or nil }
+  local rec = { co = co, adopted = true, main = is_main or nil }
   if not is_main then rec.tid = core_track(co) end
+  rec.s = s_adopt(S, rec, co, is_main)
   recs[co] = rec
   return rec
 end
@@ -566,8 +535,8 @@ end
 local function suspended_text(rec)
   local info = info_of(rec)
   local where = info and info.where and (" at " .. info.where) or ""
-  local wait = (info and info.wait) or rec.wait
-  return format("%s is %s%s%s", describe(rec), rec.done or (rec.started and "suspended" or "pending"),
+  local wait = (info and info.wait) or wait_of(rec)
+  return format("%s is %s%s%s", describe(rec), rec.done or (started(rec) and "suspended" or "pending"),
     where, wait and (" waiting for " .. wait) or "")
 end
 
@@ -581,7 +550,7 @@ local function block_main(rec, label, level)
       if not rec.woken and not uv.loop_alive() then
         local what = rec.blocked_on and suspended_text(rec.blocked_on) or ("the " .. label)
         run_undo(rec)
-        rec.gen = rec.gen + 1
+        s_bump(rec.s)
         rec.blocked_on = nil
         error(format("%s: the luv loop has nothing left to run, but %s", label, what), level + 2)
       end
@@ -595,27 +564,23 @@ end
 -- a task waiting in a helper was resumed by someone else: the wait is abandoned
 local function spurious(rec)
   run_undo(rec)
-  rec.gen = rec.gen + 1
+  s_bump(rec.s)
   error("async_inspect.luv: a task waiting in an aio helper was resumed by other code "
     .. "(use aio.wake to wake it)", 0)
 end
 
--- gen: rec.gen when it yielded
-local function after_wake(rec, gen, ...)
-  if rec.gen == gen then spurious(rec) end
-  return ...
-end
-
--- suspend rec until resume_task; `level` 1 locates the await at the caller of
--- the helper that calls suspend. Never tail-call it: the levels count frames.
+-- suspend rec until a resume of ours (sched_run, the ready queue); `level` 1 locates
+-- the await at the caller of the helper that calls suspend. Never tail-call it: the
+-- levels count frames.
 -- `wait`: the text of what it waits for; pin_wait: it is one of few (pin it)
+-- (a C function in tail position keeps this frame: the level still counts it)
 local function suspend(rec, label, wait, level, pin_wait)
   if rec.main then return values(block_main(rec, label, level + 1)) end
-  local gen = rec.gen
-  rec.wait, rec.wgen = wait, gen
-  return after_wake(rec, gen, sched_yield(pin(label), level + 1, (pin_wait and wait) and pin(wait) or wait))
+  return s_suspend(rec.s, pin(label), level + 1, (pin_wait and wait) and pin(wait) or wait, wait)
 end
 
+-- the scheduler: its queue and task states in C, its slow paths here
+S = s_new(Task, start_idle, resume_failed, raw_add, wake_main, spurious)
 
 local K_TIMER = pin("timer")
 
@@ -631,12 +596,13 @@ function M.sleep(ms)
   end
   local rec = waiter("sleep")
   local whole = math.ceil(ms)
-  local timer, gen = uv.new_timer(), rec.gen
+  local timer, gen = uv.new_timer(), gen_of(rec)
   timer:start(whole, 0, function()
     timer:close()
-    if rec.gen == gen then resume_timed(rec, K_TIMER) end
+    if gen_of(rec) == gen then resume_timed(rec, K_TIMER) end
   end)
-  rec.undo, rec.undo_arg, rec.wait_handle = undo_close, timer, timer
+  set_undo(rec, undo_close, timer)
+  rec.wait_handle = timer
   suspend(rec, "sleep", format("timer %dms", whole), 1)
 end
 
@@ -705,7 +671,7 @@ local function on_await(call, ...)
   end
   if info.name == "spawn" then close_handle(call.proc) end
   local rec = call.rec
-  if rec.gen ~= call.gen then return release_late(info, ...) end
+  if gen_of(rec) ~= call.gen then return release_late(info, ...) end
   resume_timed(rec, call.kind, ...)
 end
 
@@ -745,14 +711,14 @@ function M.await(fn, ...)
   local info = await_info(fn)
   local n = select("#", ...)
   local first = ...
-  local call = { rec = rec, gen = rec.gen, info = info, kind = pin(await_kind(info, first)),
+  local call = { rec = rec, gen = gen_of(rec), info = info, kind = pin(await_kind(info, first)),
                  handle = is_handle(first) and first or nil }
   local args = pack(...)
   args[n + 1] = function(...) return on_await(call, ...) end
   local r1, r2 = fn(unpack(args, 1, n + 1))
   if r1 == nil and r2 ~= nil then return nil, r2 end -- it never started
   if info.name == "spawn" then call.proc = r1 elseif is_req(r1) then call.req = r1 end
-  rec.undo, rec.undo_arg = abort_await, call
+  set_undo(rec, abort_await, call)
   rec.wait_handle = call.proc or call.handle
   local wait = info.wait
   if call.handle and info.family == info.name then wait = wait .. " " .. call.handle:get_type() end
@@ -783,7 +749,7 @@ local function on_read(stream, st, err, data)
   local reader = st.reader
   if reader then
     st.reader = nil
-    if reader.gen == st.reader_gen then resume_timed(reader, st.kind, take_chunk(st)) end
+    if gen_of(reader) == st.reader_gen then resume_timed(reader, st.kind, take_chunk(st)) end
   end
   -- nobody waits: stop reading, so data stays in the kernel, not in a Lua buffer
   if st.reader == nil and st.reading and not stream:is_closing() then
@@ -823,7 +789,7 @@ function M.read(stream)
   local st = read_state(stream)
   if st.head <= st.tail or st.err or st.eof then return take_chunk(st) end
   local rec = waiter("read")
-  if st.reader and st.reader.gen == st.reader_gen then
+  if st.reader and gen_of(st.reader) == st.reader_gen then
     arg_error(1, "read", "another task is already reading this stream")
   end
   if not st.reading then
@@ -832,8 +798,9 @@ function M.read(stream)
     if not ok then return nil, err end
     st.reading = true
   end
-  st.reader, st.reader_gen = rec, rec.gen
-  rec.undo, rec.undo_arg, rec.wait_handle = abort_read, stream, stream
+  st.reader, st.reader_gen = rec, gen_of(rec)
+  set_undo(rec, abort_read, stream)
+  rec.wait_handle = stream
   local data, err = suspend(rec, "read", st.what, 1, true)
   return data, err
 end
@@ -847,7 +814,7 @@ local function add_joiner(target, rec)
     target.joiners = j
   end
   j[#j + 1] = rec
-  j[#j + 1] = rec.gen
+  j[#j + 1] = gen_of(rec)
 end
 
 local function remove_joiner(target, rec)
@@ -892,7 +859,8 @@ end
 local function wait_for(rec, target, label, wait, level)
   local edge = join_edge(rec, target, level)
   add_joiner(target, rec)
-  rec.undo, rec.undo_arg, rec.blocked_on = abort_join, { target }, target
+  set_undo(rec, abort_join, { target })
+  rec.blocked_on = target
   local ok, err = pcall(suspend, rec, label, wait, level + 2)
   rec.blocked_on = nil
   if edge then join_edge_done(rec) end
@@ -919,7 +887,7 @@ end
 
 -- if rec failed in a resume that was not ours and nobody noticed yet, notice now
 local function refresh(rec)
-  if rec.done == nil and rec.started and co_status(rec.co) == "dead" then
+  if rec.done == nil and started(rec) and co_status(rec.co) == "dead" then
     if rec.raw then raw_remove(rec) end
     failed_elsewhere(rec)
   end
@@ -933,6 +901,13 @@ end
 -- @usage local body = aio.spawn("fetch", fetch, url):join()
 function Task:join()
   if getmetatable(self) ~= Task then check_handle(self, "join") end
+  if self.done == "completed" then -- the common case of outcome, inline
+    self.observed = true
+    local n = self.nres
+    if n == 1 then return self.r1 end
+    if n == 0 then return end
+    return unpack(self.results, 1, n)
+  end
   if self.done == nil then
     refresh(self)
     if self.done == nil then
@@ -957,11 +932,11 @@ function Task:cancel()
   if st == "running" or st == "normal" then
     error(format("cannot cancel %s: it is running (return from it instead)", describe(self)), 2)
   end
-  self.gen = self.gen + 1     -- whatever was scheduled for it is void now
+  s_bump(self.s)     -- whatever was scheduled for it is void now
   run_undo(self)
   clear_wait(self)
   self.done = "cancelled"
-  self.fn, self.args = nil, nil
+  s_done(self.s)     -- its body and arguments go too
   co_close(self.co)
   finished(self)
   return true
@@ -974,7 +949,7 @@ function Task:status()
   check_handle(self, "status")
   refresh(self)
   if self.done then return self.done end
-  if not self.started then return "pending" end
+  if not started(self) then return "pending" end
   return co_status(self.co)
 end
 
@@ -1000,7 +975,7 @@ function Task:result()
   check_handle(self, "result")
   refresh(self)
   local done = self.done
-  if done == nil then return nil, self.started and co_status(self.co) or "pending" end
+  if done == nil then return nil, started(self) and co_status(self.co) or "pending" end
   observed(self)
   if done == "completed" then return true, outcome(self) end
   if done == "failed" then return false, self.err end
@@ -1067,7 +1042,8 @@ function M.wait_any(handles)
     if handles[j] == rec then error("a task cannot wait for itself", 2) end
   end
   for j = 1, #handles do add_joiner(handles[j], rec) end
-  rec.undo, rec.undo_arg, rec.blocked_on = abort_join, handles, handles[1]
+  set_undo(rec, abort_join, handles)
+  rec.blocked_on = handles[1]
   suspend(rec, "wait_any", format("wait_any of %d tasks", #handles), 1)
   rec.blocked_on = nil
   abort_join(rec, handles)
@@ -1087,14 +1063,13 @@ local function spawn_task(name, fn, level, ...)
   end
   -- every field a task gets in its life, so the table never grows (nil ones
   -- take no slot now, but size it)
-  local rec = setmetatable({
-    co = co, gen = 0, title = name, fn = fn, tid = tid, started = false,
-    args = select("#", ...) > 0 and pack(...) or nil,
-    qgen = 0, qkind = K_SPAWN, qn = 0, qval = nil,        -- the scheduled first resume
-    wgen = nil, wait = nil, done = nil, nres = nil, r1 = nil, observed = nil,
-  }, Task)
+  local rec = {
+    co = co, title = name, tid = tid, s = false,
+    done = nil, nres = nil, r1 = nil, observed = nil,
+  }
   recs[co] = rec
-  push_ready(rec)
+  -- its state in C, with the first resume (rec, fn, ...) queued; rec becomes a Task
+  rec.s = s_spawn(S, rec, co, K_SPAWN, fn, ...)
   return rec
 end
 
@@ -1140,29 +1115,26 @@ local function schedule(rec, kind, ...)
   if rec.done then return false end
   if rec.adopted and not rec.main and co_status(rec.co) == "dead" then return false end
   local n = select("#", ...)
-  enqueue(rec, rec.gen, kind, n, n == 1 and (...) or n > 1 and pack(...) or nil)
+  s_enqueue(rec.s, gen_of(rec), kind, n, n == 1 and (...) or n > 1 and pack(...) or nil)
   return true
+end
+
+-- aio.wake: the common case, a task and no more than one value, is a C function
+-- (sched.c); the rest comes here
+local function wake_slow(target, ...)
+  return schedule(target_rec(target, 1, "wake"), K_WAKE, ...)
 end
 
 --- Schedule a resume of a waiting task on the loop, passing `...` to it: `aio.suspend`
 -- returns them. Whatever else it waits on is abandoned (a sleep ends early). A wake is
 -- void if the task is resumed by anything else before the wake runs, so waking twice
 -- resumes once.
+-- @function wake
 -- @param target a task handle or a coroutine (the main thread too, while it waits in `run`)
 -- @param ... values for the woken task
 -- @treturn boolean false when the task has already ended
 -- @usage aio.wake(waiter, item)
-function M.wake(target, ...)
-  local n = select("#", ...)
-  if n > 1 or getmetatable(target) ~= Task then return schedule(target_rec(target, 1, "wake"), K_WAKE, ...) end
-  -- the common case, inline: a task, zero or one value
-  local gen = target.gen
-  if target.done then return false end
-  if target.qgen == gen then return true end -- a wake is pending already
-  target.qgen, target.qkind, target.qn, target.qval = gen, K_WAKE, n, (...)
-  push_ready(target)
-  return true
-end
+M.wake = core.sched_waker(S, Task, "s", K_WAKE, wake_slow)
 
 --- `wake` with the kind of event that caused it, as the resume event will show it
 -- (`"lock"`, `"channel"`, ...).
@@ -1193,7 +1165,7 @@ local function suspend_slow(label, wait, on_cancel, level)
     arg_error(4, "suspend", "positive integer expected, got " .. tostring(level))
   end
   local rec = waiter("suspend")
-  if on_cancel then rec.undo, rec.undo_arg = call_on_cancel, on_cancel end
+  if on_cancel then set_undo(rec, call_on_cancel, on_cancel) end
   return values(suspend(rec, label, wait, level or 1, true))
 end
 
@@ -1215,12 +1187,8 @@ function M.suspend(label, wait, on_cancel, level)
     -- checks, rare cases, first uses; a tail call, so it stands where we stand
     return suspend_slow(label, wait, on_cancel, level)
   end
-  -- the common case: a task, texts seen before (sched_yield refuses to yield
-  -- across a C call boundary; the stale wgen it leaves then is harmless, see
-  -- resume_task)
-  local gen = rec.gen
-  rec.wait, rec.wgen = wait, gen
-  return after_wake(rec, gen, sched_yield(lid, 1, wid))
+  -- the common case: a task, texts seen before
+  return s_suspend(rec.s, lid, 1, wid, wait)
 end
 
 -- reports: what is still suspended, diagnoser, snapshot provider --------------------------
@@ -1240,7 +1208,7 @@ end
 
 local function why_stuck(rec)
   local info = info_of(rec)
-  local wait = (info and info.wait) or rec.wait
+  local wait = (info and info.wait) or wait_of(rec)
   if not in_helper(rec) then
     return "it yielded outside the aio helpers and nothing resumed it",
       "resume it from a luv callback, or wait with aio.await / aio.sleep / aio.read"
@@ -1257,7 +1225,7 @@ end
 
 local function stuck_finding(rec, snap_task)
   local where = snap_task and snap_task.where
-  local wait = (snap_task and snap_task.wait) or rec.wait or "?"
+  local wait = (snap_task and snap_task.wait) or wait_of(rec) or "?"
   local why, fix = why_stuck(rec)
   return {
     kind = "stuck", severity = "error", task = rec.tid, name = rec.title or (snap_task and snap_task.name),
@@ -1275,7 +1243,7 @@ local function waits_on_closed(rec)
 end
 
 local function stuck_findings(snap, out)
-  local loop_over = uv.loop_mode() == nil and not uv.loop_alive() and q_head > q_tail
+  local loop_over = uv.loop_mode() == nil and not uv.loop_alive() and s_queued(S) == 0
   local by_id = {}
   for _, t in ipairs(snap and snap.tasks or {}) do by_id[t.id] = t end
   for _, rec in ipairs(live_records()) do

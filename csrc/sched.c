@@ -1,0 +1,304 @@
+/*
+** sched.c: the hot path of async_inspect.luv's scheduler: the ready queue
+** and the scheduling state of each task (generation counters, the pending
+** wake, done/started flags), and the resume of a queued task through the
+** core's resume (hooks.c).
+**
+** Why in C: the Lua version spent more on its own bookkeeping per resume
+** (table fields, varargs, binding calls) than the resume itself costs. Here
+** a wake, a pass over the queue and a wait touch a C struct; the Lua
+** scheduler keeps the rare paths (errors, cancel, joins, adopted coroutines,
+** the main thread, reports) and is called back for them.
+**
+** Lifetimes (no coroutine lives longer than with the Lua version):
+** - a task's state is a userdata (ai_stask) referenced by its Lua handle;
+**   its uservalues hold the handle and the coroutine (a cycle, collected
+**   together), the queued resume value, the wait text, the first resume's
+**   function and arguments (until it happens) and the scheduler.
+** - the queue is a Lua table (uservalue of the scheduler) used as a ring of
+**   task states: a queued task is reachable through it until its entry is
+**   taken, as it was through the Lua queue. Values are released when taken.
+** - the resume value of a wake lives in the task's uservalue until the
+**   entry is taken from the queue, delivered or not.
+** Nothing is allocated per resume: the ring grows geometrically.
+*/
+#include "lua.h"
+#include "lauxlib.h"
+
+#include "ai_internal.h"
+
+#define SCHED_MIN_RING 64 /* power of two */
+
+const char ai_sched_magic = 0, ai_stask_magic = 0;
+
+void ai_sched_init(ai_sched *S, ai_inspector *I) {
+  S->magic = &ai_sched_magic;
+  S->I = I;
+  S->grown = 0;
+  S->head = S->count = 0;
+  S->cap = SCHED_MIN_RING;
+  S->idle = 0;
+}
+
+/* the wake kind of co's next resume, and co waits for nothing now (in the
+** core's record); takes over the reference of kind */
+void ai_sched_attribute(ai_inspector *I, lua_State *co, ai_str kind) {
+  ai_task *t;
+  if (!I->enabled || (t = ai_registry_of(&I->reg, co)) == NULL) { /* untracked: the kind
+                                          would go to the next resume of another */
+    ai_strings_release(I->strings, kind);
+    return;
+  }
+  ai_strings_release(I->strings, I->pending_wake);
+  I->pending_wake = kind;
+  ai_strings_release(I->strings, t->wait);
+  t->wait = 0;
+}
+
+/* call the scheduler's Lua slow path `which` (uservalue of the scheduler
+** of the task at sidx) with the task's handle and nargs values from the top */
+static void call_back(lua_State *L, int sidx, int which, int nargs) {
+  lua_getiuservalue(L, sidx, AI_ST_SCHED);
+  lua_getiuservalue(L, -1, which);
+  lua_remove(L, -2);
+  lua_getiuservalue(L, sidx, AI_ST_REC);
+  if (nargs > 0) {
+    lua_rotate(L, -(nargs + 2), 2); /* function, handle, then the values */
+  }
+  lua_call(L, nargs + 1, 0);
+}
+
+/* a ring twice as big, the entries in order from slot 0 (rare) */
+static void grow_ring(lua_State *L, ai_sched *S, int qidx) {
+  uint32_t i, ncap = S->cap * 2;
+  lua_createtable(L, (int)ncap, 0);
+  for (i = 0; i < S->count; i++) {
+    lua_rawgeti(L, qidx, (lua_Integer)((S->head + i) & (S->cap - 1)) + 1);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_replace(L, qidx);
+  S->head = 0;
+  S->cap = ncap;
+  S->grown++;
+}
+
+/* schedule a resume of the task at sidx, unless it was resumed since `gen`
+** or one is pending already, with n values (vidx: the value, or a packed
+** table when n > 1; 0 when n == 0). Takes over the reference of kind. */
+void ai_sched_enqueue(lua_State *L, ai_stask *s, int sidx, uint64_t gen, ai_str kind, int n,
+                      int vidx) {
+  ai_sched *S = s->sched;
+  ai_strings *strs = S->I->strings;
+  int qidx;
+  if (s->gen != gen || s->qgen == gen) { /* void, or one is pending */
+    if (kind != 0) ai_strings_release(strs, kind);
+    return;
+  }
+  if (s->qkind != 0) ai_strings_release(strs, s->qkind); /* a voided wake's, still held */
+  s->qgen = gen;
+  s->qkind = kind;
+  if (n > 0 || s->qn > 0) { /* a voided wake's value may still be held */
+    if (n > 0) lua_pushvalue(L, vidx);
+    else lua_pushnil(L);
+    lua_setiuservalue(L, sidx, AI_ST_VAL);
+  }
+  s->qn = n;
+  lua_getiuservalue(L, sidx, AI_ST_SCHED);
+  lua_getiuservalue(L, -1, AI_SC_QUEUE);
+  qidx = lua_gettop(L);
+  if (S->count == S->cap) {
+    grow_ring(L, S, qidx);
+    lua_pushvalue(L, qidx);
+    lua_setiuservalue(L, qidx - 1, AI_SC_QUEUE);
+  }
+  lua_pushvalue(L, sidx);
+  lua_rawseti(L, qidx, (lua_Integer)((S->head + S->count) & (S->cap - 1)) + 1);
+  S->count++;
+  lua_pop(L, 2);
+  if (!S->idle) { /* the first entry: the Lua side starts an idle handle that drains */
+    S->idle = 1;
+    lua_getiuservalue(L, sidx, AI_ST_SCHED);
+    lua_getiuservalue(L, -1, AI_SC_START_IDLE);
+    lua_remove(L, -2);
+    lua_call(L, 0, 0);
+  }
+}
+
+/* coroutine.status(co) == "suspended", seen from L (lcorolib's auxstatus) */
+static int is_suspended(lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  if (L == co) return 0;
+  switch (lua_status(co)) {
+    case LUA_YIELD: return 1;
+    case LUA_OK: return !lua_getstack(co, 0, &ar) && lua_gettop(co) > 0;
+    default: return 0;
+  }
+}
+
+/* push the first resume's values: the handle, the body, its arguments
+** (which the state holds no longer) */
+static int push_start(lua_State *L, int sidx) {
+  int narg = 2, i, n = 0;
+  lua_getiuservalue(L, sidx, AI_ST_REC);
+  lua_getiuservalue(L, sidx, AI_ST_FN);
+  if (lua_getiuservalue(L, sidx, AI_ST_ARGS) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 0); /* the count, as sched_spawn packed them */
+    n = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (n < 0 || !lua_checkstack(L, n + LUA_MINSTACK))
+      luaL_error(L, "async_inspect.luv: stack overflow (too many arguments for a task)");
+    for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+    narg += n;
+    lua_pushnil(L);
+    lua_setiuservalue(L, sidx, AI_ST_ARGS);
+  }
+  lua_remove(L, -(n + 1)); /* the packed arguments */
+  lua_pushnil(L);
+  lua_setiuservalue(L, sidx, AI_ST_FN);
+  return narg;
+}
+
+/* Resume the task at sidx, attributing the wake to `kind` (reference taken
+** over), with n values as for ai_sched_enqueue. Every resume of ours moves
+** gen on; a task about to wait in a helper stores its gen in wgen. So after
+** a resume, wgen == gen says "it waits in a helper" (else it yielded on its
+** own), and in the helper an unchanged gen says "resumed by someone else". */
+void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, int vidx) {
+  ai_inspector *I = s->sched->I;
+  lua_State *co = s->co;
+  uint64_t gen = ++s->gen;
+  int top = lua_gettop(L), narg, r;
+  if (s->flags & AI_ST_WAITS) { /* it waits for nothing now */
+    s->flags &= (uint8_t)~AI_ST_WAITS;
+    lua_pushnil(L);
+    lua_setiuservalue(L, sidx, AI_ST_WAIT);
+  }
+  if (s->flags & AI_ST_UNDO) { /* what it waited on needs no undoing now */
+    s->flags &= (uint8_t)~AI_ST_UNDO;
+    lua_getiuservalue(L, sidx, AI_ST_REC);
+    if (lua_getfield(L, -1, "undo") != LUA_TNIL) { /* not run meanwhile (run_undo) */
+      lua_pushnil(L);
+      lua_setfield(L, -3, "undo");
+      lua_pushnil(L);
+      lua_setfield(L, -3, "undo_arg");
+      lua_pushnil(L);
+      lua_setfield(L, -3, "wait_handle");
+    }
+    lua_pop(L, 2);
+  }
+  if (s->flags & AI_ST_ADOPTED) { /* the main thread, or a plain coroutine that used a helper */
+    if (s->flags & AI_ST_MAIN) {
+      ai_strings_release(I->strings, kind);
+      lua_pushinteger(L, n);
+      if (n > 0) lua_pushvalue(L, vidx);
+      else lua_pushnil(L);
+      call_back(L, sidx, AI_SC_MAIN, 2);
+      return;
+    }
+    if (!is_suspended(L, co)) {
+      ai_strings_release(I->strings, kind);
+      return;
+    }
+  }
+  if (!lua_checkstack(L, (n > 0 ? n : 0) + LUA_MINSTACK))
+    luaL_error(L, "async_inspect.luv: stack overflow (too many values for a resume)");
+  if (n == 0 && !(s->flags & AI_ST_STARTED)) {
+    s->flags |= AI_ST_STARTED;
+    narg = push_start(L, sidx);
+  } else if (n == 1) {
+    lua_pushvalue(L, vidx);
+    narg = 1;
+  } else if (n > 1) {
+    int i;
+    for (i = 1; i <= n; i++) lua_rawgeti(L, vidx, i);
+    narg = n;
+  } else {
+    narg = 0;
+  }
+  ai_sched_attribute(I, co, kind);
+  r = ai_resume_values(I, L, co, narg);
+  if (r < 0) {
+    call_back(L, sidx, AI_SC_FAILED, 1); /* the error on the top */
+  } else if (s->wgen != gen && !(s->flags & (AI_ST_DONE | AI_ST_ADOPTED))) {
+    lua_settop(L, top);
+    call_back(L, sidx, AI_SC_RAW, 0); /* it yielded on its own: luv-style code */
+  }
+  lua_settop(L, top);
+}
+
+/* one pass over the ready queue of the scheduler at sched_idx: at most
+** `budget` entries are taken; returns how many, *empty: nothing is left */
+int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty) {
+  ai_sched *S = (ai_sched *)lua_touserdata(L, sched_idx);
+  ai_strings *strs = S->I->strings;
+  int taken = 0, top, qidx;
+  uint32_t grown = S->grown;
+  lua_checkstack(L, LUA_MINSTACK);
+  lua_getiuservalue(L, sched_idx, AI_SC_QUEUE);
+  qidx = top = lua_gettop(L);
+  while (S->count > 0 && taken < budget) {
+    ai_stask *s;
+    int sidx, slot = (int)S->head + 1;
+    if (grown != S->grown) { /* a resume grew the ring: a new table */
+      grown = S->grown;
+      lua_getiuservalue(L, sched_idx, AI_SC_QUEUE);
+      lua_replace(L, qidx);
+    }
+    lua_rawgeti(L, qidx, slot);
+    lua_pushnil(L);
+    lua_rawseti(L, qidx, slot);
+    S->head = (S->head + 1) & (S->cap - 1);
+    S->count--;
+    taken++;
+    sidx = lua_gettop(L);
+    s = (ai_stask *)lua_touserdata(L, sidx);
+    if (s->qn > 0) { /* take the value: released once delivered (or voided) */
+      lua_getiuservalue(L, sidx, AI_ST_VAL);
+      lua_pushnil(L);
+      lua_setiuservalue(L, sidx, AI_ST_VAL);
+    } else {
+      lua_pushnil(L);
+    }
+    if (s->qgen == s->gen && !(s->flags & AI_ST_DONE)) {
+      ai_str kind = s->qkind;
+      s->qkind = 0;
+      ai_sched_resume(L, s, sidx, kind, s->qn, sidx + 1);
+    } else { /* resumed or ended meanwhile: the wake is void */
+      ai_strings_release(strs, s->qkind);
+      s->qkind = 0;
+    }
+    lua_settop(L, top);
+  }
+  if (S->count == 0) {
+    S->head = 0;
+    S->idle = 0; /* the Lua side closes its idle handle */
+  }
+  lua_settop(L, top - 1);
+  *empty = S->count == 0;
+  return taken;
+}
+
+/* after the resume that ended a wait: resumed by our scheduler (gen moved
+** on) or by other code, which the Lua side reports as an error */
+static int suspend_k(lua_State *L, int status, lua_KContext ctx) {
+  ai_stask *s = (ai_stask *)lua_touserdata(L, 1);
+  (void)status;
+  if (__builtin_expect(s->gen == (uint64_t)ctx, 0)) {
+    call_back(L, 1, AI_SC_SPURIOUS, 0); /* raises */
+  }
+  return lua_gettop(L) - 1; /* the values of the wake */
+}
+
+/* the task at index 1 waits in a helper: remember its gen, what it waits
+** for (the text at wait_idx, for reports) and yield; its state stays at 1 */
+int ai_sched_wait(lua_State *L, ai_stask *s, int wait_idx) {
+  uint64_t gen = s->gen;
+  s->wgen = gen;
+  if (!lua_isnil(L, wait_idx) || (s->flags & AI_ST_WAITS)) {
+    s->flags = (uint8_t)(lua_isnil(L, wait_idx) ? s->flags & ~AI_ST_WAITS : s->flags | AI_ST_WAITS);
+    lua_pushvalue(L, wait_idx);
+    lua_setiuservalue(L, 1, AI_ST_WAIT);
+  }
+  lua_settop(L, 1);
+  return lua_yieldk(L, 0, (lua_KContext)gen, suspend_k);
+}
