@@ -323,6 +323,7 @@ typedef struct ai_inspector {
   uint64_t rng;
   uint32_t epoch;        /* bumped after each GC cycle */
   uint32_t watched;      /* records flagged AI_TF_WATCHED */
+  uint32_t watch_new;    /* watches taken since the last sweep */
   uint32_t swept_epoch;  /* epoch of the last sweep */
   uint32_t *watch;       /* watch slot -> record slot, or next free | top bit */
   uint32_t watch_top, watch_cap, watch_free;

@@ -508,6 +508,7 @@ static void watch_at(ai_inspector *I, lua_State *L, int co_idx, ai_task *t, int 
   t->resume_start = w;
   t->flags |= AI_TF_WATCHED;
   I->watched++;
+  I->watch_new++;
 }
 
 /* watch a pending record from outside the hooks (adopted coroutines) */
@@ -539,6 +540,7 @@ void ai_sweep_watched(ai_inspector *I, lua_State *L) {
   uint32_t w;
   int top;
   I->swept_epoch = I->epoch;
+  I->watch_new = 0;
   if (I->watched == 0 || !lua_checkstack(L, 2)) return;
   top = lua_gettop(L);
   if (lua_getfield(L, LUA_REGISTRYINDEX, AI_WATCH_KEY) != LUA_TTABLE) {

@@ -175,7 +175,6 @@ static ai_task *record_of(lua_State *L, ai_inspector *I, int arg) {
 
 static ai_task *check_task(lua_State *L, ai_inspector *I, int arg) {
   ai_task *t;
-  ai_settle_watched(I, L);
   if (lua_type(L, arg) == LUA_TTHREAD) {
     t = record_of(L, I, arg);
   } else {
@@ -191,6 +190,7 @@ static int l_task(lua_State *L) {
   ai_task *t;
   luaL_argexpected(L, lua_type(L, 1) == LUA_TTHREAD || lua_isinteger(L, 1), 1,
                    "coroutine or task id");
+  ai_settle_watched(I, L);
   t = check_task(L, I, 1);
   if (t == NULL) lua_pushnil(L);
   else push_task(L, I, t);
@@ -509,7 +509,7 @@ static int l_reset(lua_State *L) {
   ai_registry_clear(&I->reg);
   /* the records are gone, and their flags: every watch slot is free again
   ** (the table's stale weak values are overwritten as slots are taken) */
-  I->watched = I->watch_top = I->watch_free = 0;
+  I->watched = I->watch_new = I->watch_top = I->watch_free = 0;
   ai_hist_init(&I->resume_hist);
   I->block_top = 0;
   ai_long_polls_clear(I);
@@ -1023,6 +1023,11 @@ static int l_sched_spawn(lua_State *L) {
   luaL_checktype(L, 5, LUA_TFUNCTION);
   s = new_stask(L, S, 1, 0);
   sidx = lua_gettop(L);
+  { /* its state holds the coroutine and the queue holds its state until the
+    ** first resume: it cannot be collected before it runs, nothing to watch */
+    ai_task *t = ai_registry_of(&I->reg, s->co);
+    if (t != NULL && (t->flags & AI_TF_WATCHED)) ai_unwatch(I, t);
+  }
   lua_pushvalue(L, 5);
   lua_setiuservalue(L, sidx, AI_ST_FN);
   if (nargs > 0) { /* packed with their count at [0] (no hashed field) */
@@ -1795,8 +1800,11 @@ static int epoch_gc(lua_State *L) {
   I = (ai_inspector *)lua_touserdata(L, -1);
   if (I == NULL || I->closed) return 0;
   I->epoch++;
-  /* coroutines collected before they ever ran (hooks.c, watch table) */
-  ai_sweep_watched(I, L);
+  /* coroutines collected before they ever ran (hooks.c, watch table): swept
+  ** once as many were watched since the last sweep as half of those watched
+  ** now, so a sweep costs O(1) per watch, and records of dropped ones are
+  ** at most a constant factor of the live ones; reads sweep first anyway */
+  if (I->watched > 0 && I->watch_new * 2 >= I->watched) ai_sweep_watched(I, L);
   lua_newuserdatauv(L, 1, 1);
   lua_pushvalue(L, -2);
   lua_setiuservalue(L, -2, 1);

@@ -180,7 +180,10 @@ describe("ai.profile", function()
         between(want * 0.98, want * 1.02 + 50000, g.poll[q[1]], "poll " .. q[1])
       end
       assert.is_true(g.poll.p50 >= 0.98 * MS and g.poll.p90 >= 19.6 * MS)
-      between(seen[#seen], seen[#seen] * 1.01 + 50000, g.poll.max, "poll max")
+      -- the resume also holds the few instructions before t0 and after the last ai.now():
+      -- on a loaded machine a preemption there lengthens the poll the hooks see, not the
+      -- one the task measured, hence a millisecond of slack above the bucket's 1%
+      between(seen[#seen], seen[#seen] * 1.01 + MS, g.poll.max, "poll max")
       assert.are.equal(#profile.CURVE, #g.poll.curve)
       -- the C histogram of every resume agrees
       assert.are.equal(21, prof.dist.resume.count)
