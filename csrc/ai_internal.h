@@ -624,7 +624,8 @@ void ai_sched_attribute(ai_inspector *I, lua_State *co, ai_str kind);
 void ai_sched_enqueue(lua_State *L, ai_stask *s, int sidx, uint64_t gen, ai_str kind, int n,
                       int vidx);
 void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, int vidx);
-int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty);
+int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty, ai_tick *first,
+                   ai_tick *last);
 int ai_sched_wait(lua_State *L, ai_stask *s, int wait_idx);
 
 #endif

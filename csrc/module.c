@@ -1189,20 +1189,24 @@ static int l_sched_suspend(lua_State *L) {
   return ai_sched_wait(L, s, 5);
 }
 
-/* sched_drain(S, budget) -> entries taken, queue empty: one pass over the
-** ready queue (the idle callback) */
+/* sched_drain(S, budget) -> entries taken, queue empty, ns spent resuming,
+** when the first resume began (ns since start; 0 0: none ran): one pass over
+** the ready queue (the idle callback) */
 static int l_sched_drain(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_tick first = 0, last = 0;
   lua_Integer budget;
   int empty, taken;
-  (void)inspector(L);
   check_sched(L, 1);
   budget = luaL_checkinteger(L, 2);
   luaL_argcheck(L, budget >= 0 && budget <= INT32_MAX, 2, "budget out of range");
   lua_settop(L, 1);
-  taken = ai_sched_drain(L, 1, (int)budget, &empty);
+  taken = ai_sched_drain(L, 1, (int)budget, &empty, &first, &last);
   lua_pushinteger(L, taken);
   lua_pushboolean(L, empty);
-  return 2;
+  lua_pushinteger(L, last > first ? (lua_Integer)ai_clock_ns(first, last) : 0);
+  lua_pushinteger(L, to_ns(I, first));
+  return 4;
 }
 
 /* sched_info(s) -> gen, waits in a helper (wgen == gen), what it waits for,

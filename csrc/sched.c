@@ -226,9 +226,41 @@ void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, in
   lua_settop(L, top);
 }
 
+/* The time a pass spent resuming, for the slow-callback report, without
+** reading the clock again: a resume the core recorded already holds its
+** start and end in the task's record. Only a resume the core did not record
+** (tracking disabled, an untracked coroutine) is timed here. */
+typedef struct pass_clock {
+  ai_task *t;      /* the resumed task's record, NULL when untracked */
+  uint64_t id, resumes;
+} pass_clock;
+
+static void pass_before(ai_inspector *I, lua_State *co, pass_clock *c, ai_tick *first) {
+  c->t = I->enabled ? ai_registry_of(&I->reg, co) : NULL;
+  if (c->t == NULL) {
+    if (*first == 0) *first = ai_now();
+    return;
+  }
+  c->id = c->t->id;
+  c->resumes = c->t->resumes;
+}
+
+static void pass_after(const pass_clock *c, ai_tick *first, ai_tick *last) {
+  const ai_task *t = c->t;
+  if (t == NULL) {
+    *last = ai_now();
+  } else if (t->id == c->id && t->resumes == c->resumes + 1 && t->state != AI_RUNNING &&
+             t->state != AI_NORMAL) { /* recorded, and over */
+    if (*first == 0 || t->resume_start < *first) *first = t->resume_start;
+    if (t->last_change > *last) *last = t->last_change;
+  }
+}
+
 /* one pass over the ready queue of the scheduler at sched_idx: at most
-** `budget` entries are taken; returns how many, *empty: nothing is left */
-int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty) {
+** `budget` entries are taken; returns how many, *empty: nothing is left,
+** [*first, *last]: the span of its resumes (both 0: none ran) */
+int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty, ai_tick *first,
+                   ai_tick *last) {
   ai_sched *S = (ai_sched *)lua_touserdata(L, sched_idx);
   ai_strings *strs = S->I->strings;
   int taken = 0, top, qidx;
@@ -261,8 +293,11 @@ int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty) {
     }
     if (s->qgen == s->gen && !(s->flags & AI_ST_DONE)) {
       ai_str kind = s->qkind;
+      pass_clock c;
       s->qkind = 0;
+      pass_before(S->I, s->co, &c, first);
       ai_sched_resume(L, s, sidx, kind, s->qn, sidx + 1);
+      pass_after(&c, first, last);
     } else { /* resumed or ended meanwhile: the wake is void */
       ai_strings_release(strs, s->qkind);
       s->qkind = 0;

@@ -528,12 +528,18 @@ describe("the scheduler bindings (sched.c, used by async_inspect.luv)", function
     local got = {}
     local body = function(h, fn, ...) got[#got + 1] = { h, ... }; return fn(...) end
     local h = {}
-    local s = core.sched_spawn(S, h, coroutine.create(body), core.pin("spawn"), noop, 1, 2)
+    local co1 = coroutine.create(body)
+    local s = core.sched_spawn(S, h, co1, core.pin("spawn"), noop, 1, 2)
     assert.are.equal(class, getmetatable(h))
     assert.are.equal(1, core.sched_queued(S))
     assert.are.same({ "idle" }, log[1])
     assert.are.same({ 0, false, nil, false }, { core.sched_info(s) })
-    assert.are.same({ 1, true }, { core.sched_drain(S, 10) })
+    local taken, empty, ran, t0 = core.sched_drain(S, 10)
+    assert.are.same({ 1, true }, { taken, empty })
+    -- the span of the pass's resumes, from the times the core recorded
+    local info = ai.task_info(co1)
+    assert.is_true(ran > 0 and ran <= info.busy, "pass time " .. ran .. " vs busy " .. info.busy)
+    assert.are.equal(info.first_resume, t0)
     assert.are.same({ { h, 1, 2 } }, got)
     local gen, waits, _, started = core.sched_info(s)
     assert.are.same({ 1, false, true }, { gen, waits, started })
@@ -553,7 +559,8 @@ describe("the scheduler bindings (sched.c, used by async_inspect.luv)", function
     assert.are.same({ 1, true, "message", true }, { core.sched_info(ws) })
     assert.is_true(core.sched_wake(ws, "wake", 1, "hello"))
     assert.is_true(core.sched_wake(ws, "wake", 1, "again"))
-    assert.are.same({ 1, true }, { core.sched_drain(S, 10) })
+    taken, empty = core.sched_drain(S, 10)
+    assert.are.same({ 1, true }, { taken, empty })
     assert.are.equal("hello", got.woken)
   end)
 end)

@@ -584,6 +584,30 @@ describe("async_inspect.luv", function()
       assert.is_true(found)
     end)
 
+    it("times a pass over the ready queue as one callback, from the resumes it ran", function()
+      ai.configure{ slow_callback_ms = 5 }
+      local before = #aio.slow_callbacks()
+      local t_spawn = ai.core.now()
+      aio.run(function()
+        local h = aio.spawn("hot", function()
+          local t0 = os.clock()
+          while os.clock() - t0 < 0.02 do end
+        end)
+        aio.spawn("cold", function() end)
+        h:join()
+      end)
+      ai.configure{ slow_callback_ms = 10 }
+      local slow = aio.slow_callbacks()
+      local pass
+      for i = before + 1, #slow do
+        if slow[i].kind == "ready queue" then pass = slow[i] end
+      end
+      assert.is_not_nil(pass, "a slow pass over the ready queue")
+      assert.is_true(pass.duration >= 15e6 and pass.duration < 5e9, tostring(pass.duration))
+      assert.is_true(pass.resumes >= 2, "the hot task and the cold one in one pass")
+      assert.is_true(pass.t >= t_spawn and pass.t <= ai.core.now())
+    end)
+
     it("registers a diagnoser that finds stuck tasks and unjoined failures", function()
       local registered = false
       for _, d in ipairs(ai._diagnosers) do registered = registered or d == aio.diagnose end
