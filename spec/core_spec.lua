@@ -328,7 +328,9 @@ describe("queries", function()
   end)
 
   it("streams events with increasing sequence numbers", function()
-    coroutine.wrap(function() coroutine.yield() end)()
+    -- kept referenced: collected while suspended, it would add a drop event
+    local gen = coroutine.wrap(function() coroutine.yield() end)
+    gen()
     local last = 0
     local n = 0
     for seq, t, task, kind in ai.iter_events() do
@@ -342,6 +344,7 @@ describe("queries", function()
     local after = {}
     for seq in ai.iter_events(last) do after[#after + 1] = seq end
     assert.same({ last }, after)
+    assert.are.equal("function", type(gen))
   end)
 
   it("builds a snapshot with tasks, stats and optional events", function()
