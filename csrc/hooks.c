@@ -483,25 +483,29 @@ static void anchor(lua_State *L, int co_idx, ai_task *t) {
 ** its resume_start (unused until the first resume sets it) holds w. */
 #define AI_WATCH_FREE 0x80000000u
 
-static uint32_t take_watch_slot(ai_inspector *I) {
-  uint32_t w = I->watch_free, *n;
+/* room for one more slot: the array grows geometrically (rare) */
+static int __attribute__((noinline)) grow_watch(ai_inspector *I) {
+  uint32_t cap = I->watch_cap ? I->watch_cap * 2 : 256, *n;
+  if (cap >= AI_WATCH_FREE || (n = realloc(I->watch, cap * sizeof *n)) == NULL) return 0;
+  I->watch = n;
+  I->watch_cap = cap;
+  return 1;
+}
+
+static inline uint32_t take_watch_slot(ai_inspector *I) {
+  uint32_t w = I->watch_free;
   if (w != 0) {
     I->watch_free = I->watch[w] & ~AI_WATCH_FREE;
     return w;
   }
-  if (I->watch_top + 1 >= I->watch_cap) { /* grown geometrically: rare */
-    uint32_t cap = I->watch_cap ? I->watch_cap * 2 : 256;
-    if (cap >= AI_WATCH_FREE || (n = realloc(I->watch, cap * sizeof *n)) == NULL) return 0;
-    I->watch = n;
-    I->watch_cap = cap;
-  }
+  if (l_unlikely(I->watch_top + 1 >= I->watch_cap) && !grow_watch(I)) return 0;
   return ++I->watch_top; /* slot 0 is never used: 0 means none */
 }
 
-static void watch_at(ai_inspector *I, lua_State *L, int co_idx, ai_task *t, int watch_idx) {
+/* co_idx: an absolute index; the coroutine goes to watch[w] */
+static inline void watch_at(ai_inspector *I, lua_State *L, int co_idx, ai_task *t, int watch_idx) {
   uint32_t w = take_watch_slot(I);
-  if (w == 0) return; /* out of memory: it stays pending, as without watching */
-  co_idx = lua_absindex(L, co_idx);
+  if (l_unlikely(w == 0)) return; /* out of memory: it stays pending, as without watching */
   lua_pushvalue(L, co_idx);
   lua_rawseti(L, watch_idx, (lua_Integer)w);
   I->watch[w] = t->slot;
@@ -875,7 +879,7 @@ static inline __attribute__((always_inline)) lua_State *create(lua_State *L, int
   if (I->enabled) {
     ai_task *t;
     if (l_unlikely(sampled_out(I))) *ai_extra(NL) = &I->ignored_rec;
-    else if ((t = ai_track(I, L, NL, 1, 1)) != NULL) watch_at(I, L, -1, t, UV_WATCH);
+    else if ((t = ai_track(I, L, NL, 1, 1)) != NULL) watch_at(I, L, lua_gettop(L), t, UV_WATCH);
   }
   return NL;
 }
