@@ -51,11 +51,9 @@ static int auxresume(lua_State *L, lua_State *co, int narg) {
   return -1;
 }
 
-static int null_resume(lua_State *L) {
-  lua_State *co = lua_tothread(L, 1);
-  int r;
-  luaL_argexpected(L, co, 1, "coroutine");
-  r = auxresume(L, co, lua_gettop(L) - 1);
+/* lcorolib's luaB_coresume after auxresume: true and the results, or false
+** and the error */
+static int resume_results(lua_State *L, int r) {
   if (r < 0) {
     lua_pushboolean(L, 0);
     lua_insert(L, -2);
@@ -66,6 +64,12 @@ static int null_resume(lua_State *L) {
   return r + 1;
 }
 
+static int null_resume(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argexpected(L, co, 1, "coroutine");
+  return resume_results(L, auxresume(L, co, lua_gettop(L) - 1));
+}
+
 static int null_resume_clocked(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   uint64_t t0;
@@ -74,14 +78,7 @@ static int null_resume_clocked(lua_State *L) {
   t0 = ticks();
   r = auxresume(L, co, lua_gettop(L) - 1);
   busy_ticks += ticks() - t0;
-  if (r < 0) {
-    lua_pushboolean(L, 0);
-    lua_insert(L, -2);
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  lua_insert(L, -(r + 1));
-  return r + 1;
+  return resume_results(L, r);
 }
 
 static double mono_s(void) {

@@ -382,6 +382,7 @@ int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *n
 ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co);
 void ai_watch(ai_inspector *I, lua_State *L, int co_idx, ai_task *t);
 void ai_unwatch(ai_inspector *I, ai_task *t);
+void ai_watch_held(ai_inspector *I, lua_State *co);
 void ai_sweep_watched(ai_inspector *I, lua_State *L);
 void ai_settle_watched(ai_inspector *I, lua_State *L);
 uint64_t ai_current_task(ai_inspector *I, lua_State *L);

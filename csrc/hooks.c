@@ -525,6 +525,13 @@ void ai_watch(ai_inspector *I, lua_State *L, int co_idx, ai_task *t) {
   lua_pop(L, 1);
 }
 
+/* the caller holds co until its first resume (a scheduler's queue): it
+** cannot be collected before it runs, so its slot is given back now */
+void ai_watch_held(ai_inspector *I, lua_State *co) {
+  ai_task *t = ai_registry_of(&I->reg, co);
+  if (t != NULL && (t->flags & AI_TF_WATCHED)) ai_unwatch(I, t);
+}
+
 void ai_unwatch(ai_inspector *I, ai_task *t) {
   uint32_t w = (uint32_t)t->resume_start;
   t->flags &= (uint8_t)~AI_TF_WATCHED;
@@ -560,9 +567,8 @@ void ai_sweep_watched(ai_inspector *I, lua_State *L) {
     }
     lua_pop(L, 1);
     t = ai_registry_slot(&I->reg, I->watch[w]);
-    ai_unwatch(I, t);
     t->co = NULL; /* collected: its address may now belong to a new thread */
-    ai_finish(I, t, AI_DROPPED, 0, ai_now());
+    ai_finish(I, t, AI_DROPPED, 0, ai_now()); /* gives the slot back */
   }
   lua_settop(L, top);
 }
@@ -753,16 +759,22 @@ void ai_long_polls_clear(ai_inspector *I) {
 }
 
 /* an await point announced from Lua (ai.await_point, luv helpers) for
-** this yield: its label and location replace the ones found here */
-/* (the label comes back as the result, the location in I->pending_loc until
-** the caller reads it: no out-parameters, which would keep the caller's
-** locals in memory on the common path) */
-static ai_str __attribute__((noinline)) take_pending(ai_inspector *I) {
-  ai_str label = I->pending_label;
+** this yield: its label and location replace the ones found here. Returned
+** by value (two ids in one register), not through pointers, which would
+** keep the caller's locals in memory on the common path. */
+typedef struct pending_await {
+  ai_str loc, label;
+} pending_await;
+
+static pending_await __attribute__((noinline)) take_pending(ai_inspector *I) {
+  pending_await p;
+  p.loc = I->pending_loc;
+  p.label = I->pending_label;
   I->pending_task = 0;
   I->pending_label = 0;
-  if (label != 0) ai_strings_ref(I->strings, label); /* the record's own */
-  return label;
+  I->pending_loc = 0;
+  if (p.label != 0) ai_strings_ref(I->strings, p.label); /* the record's own */
+  return p;
 }
 
 /* the coroutine ended: completed, or failed with the error on errL's top */
@@ -793,9 +805,9 @@ resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
     ai_str loc = 0, label = 0;
     t->state = AI_SUSPENDED;
     if (l_unlikely(I->pending_task == t->id)) {
-      label = take_pending(I);
-      loc = I->pending_loc;
-      I->pending_loc = 0;
+      pending_await p = take_pending(I);
+      loc = p.loc;
+      label = p.label;
     }
     if (loc == 0 && I->locations) loc = yield_site(I, co, fast);
     t->where = loc;

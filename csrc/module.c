@@ -168,7 +168,7 @@ static ai_task *record_of(lua_State *L, ai_inspector *I, int arg) {
   ai_task *t = ai_registry_of(&I->reg, co);
   if (t == NULL && I->enabled && co != L) {
     t = ai_adopt(I, L, co);
-    if (t != NULL && t->state == AI_PENDING) ai_watch(I, L, arg, t);
+    if (t != NULL) ai_watch(I, L, arg, t); /* only if it never ran */
   }
   return t;
 }
@@ -922,23 +922,32 @@ static int l_sched_resume(lua_State *L) {
 ** wait in one call: the next yield is an await point labelled `label` and
 ** located `level` frames above the caller (as await_point), the task waits
 ** for `wait` (texts: strings or pinned), and the coroutine yields. */
-static int l_sched_yield(lua_State *L) {
-  ai_inspector *I = inspector(L);
-  int isnum;
-  lua_Integer level = lua_tointegerx(L, 2, &isnum);
+/* the running coroutine L is about to wait in a scheduler: its next yield
+** is an await point labelled by the text at label_arg and located `level`
+** frames above the binding's caller, and it waits for the text at wait_arg
+** (nil: nothing known); the texts are checked by the caller */
+static void announce_wait(lua_State *L, ai_inspector *I, int label_arg, lua_Integer level,
+                          int wait_arg) {
   ai_task *t;
-  luaL_argexpected(L, is_text(L, 1), 1, "string or pinned text");
-  luaL_argcheck(L, isnum && level >= 1 && level < 1000, 2, "level from 1 to 999 expected");
-  luaL_argexpected(L, lua_isnoneornil(L, 3) || is_text(L, 3), 3, "string or pinned text");
   if (!lua_isyieldable(L))
-    return luaL_error(L, "attempt to yield from outside a coroutine or across a C-call boundary");
+    luaL_error(L, "attempt to yield from outside a coroutine or across a C-call boundary");
   if (I->enabled && (t = ai_registry_of(&I->reg, L)) != NULL) {
-    ai_str label = sched_text(L, I, 1);
-    ai_str wait = lua_isnoneornil(L, 3) ? 0 : sched_text(L, I, 3);
+    ai_str label = sched_text(L, I, label_arg);
+    ai_str wait = lua_isnoneornil(L, wait_arg) ? 0 : sched_text(L, I, wait_arg);
     announce_await(I, t, label, ai_site_location(I, L, (int)level + 1));
     ai_strings_release(I->strings, t->wait);
     t->wait = wait;
   }
+}
+
+static int l_sched_yield(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  int isnum;
+  lua_Integer level = lua_tointegerx(L, 2, &isnum);
+  luaL_argexpected(L, is_text(L, 1), 1, "string or pinned text");
+  luaL_argcheck(L, isnum && level >= 1 && level < 1000, 2, "level from 1 to 999 expected");
+  luaL_argexpected(L, lua_isnoneornil(L, 3) || is_text(L, 3), 3, "string or pinned text");
+  announce_wait(L, I, 1, level, 3);
   return lua_yield(L, 0);
 }
 
@@ -1023,11 +1032,7 @@ static int l_sched_spawn(lua_State *L) {
   luaL_checktype(L, 5, LUA_TFUNCTION);
   s = new_stask(L, S, 1, 0);
   sidx = lua_gettop(L);
-  { /* its state holds the coroutine and the queue holds its state until the
-    ** first resume: it cannot be collected before it runs, nothing to watch */
-    ai_task *t = ai_registry_of(&I->reg, s->co);
-    if (t != NULL && (t->flags & AI_TF_WATCHED)) ai_unwatch(I, t);
-  }
+  ai_watch_held(I, s->co); /* its state, queued until it runs, holds co */
   lua_pushvalue(L, 5);
   lua_setiuservalue(L, sidx, AI_ST_FN);
   if (nargs > 0) { /* packed with their count at [0] (no hashed field) */
@@ -1170,21 +1175,12 @@ static int l_sched_suspend(lua_State *L) {
   ai_stask *s = check_stask(L, 1);
   int isnum;
   lua_Integer level = lua_tointegerx(L, 3, &isnum);
-  ai_task *t;
   luaL_argexpected(L, is_text(L, 2), 2, "string or pinned text");
   luaL_argcheck(L, isnum && level >= 1 && level < 1000, 3, "level from 1 to 999 expected");
   luaL_argexpected(L, lua_isnoneornil(L, 4) || is_text(L, 4), 4, "string or pinned text");
   luaL_argexpected(L, lua_isnoneornil(L, 5) || lua_type(L, 5) == LUA_TSTRING, 5, "string or nil");
   luaL_argcheck(L, s->co == L, 1, "not the running task's state");
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "attempt to yield from outside a coroutine or across a C-call boundary");
-  if (I->enabled && (t = ai_registry_of(&I->reg, L)) != NULL) {
-    ai_str label = sched_text(L, I, 2);
-    ai_str wait = lua_isnoneornil(L, 4) ? 0 : sched_text(L, I, 4);
-    announce_await(I, t, label, ai_site_location(I, L, (int)level + 1));
-    ai_strings_release(I->strings, t->wait);
-    t->wait = wait;
-  }
+  announce_wait(L, I, 2, level, 4);
   lua_settop(L, 5);
   return ai_sched_wait(L, s, 5);
 }
@@ -1928,6 +1924,26 @@ static void claim_extraspace(ai_inspector *I) {
   *main_extra = &I->main_rec;
 }
 
+/* a new table with weak `mode` ("k" or "v"), narr array slots */
+static void push_weak_table(lua_State *L, int narr, const char *mode) {
+  lua_createtable(L, narr, 0);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, mode);
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+}
+
+/* the bindings of `list` into the table on top, each a closure over the
+** inspector and the anchor table */
+static void set_bindings(lua_State *L, const luaL_Reg *list, int ins, int anchors) {
+  for (; list->name != NULL; list++) {
+    lua_pushvalue(L, ins);
+    lua_pushvalue(L, anchors);
+    lua_pushcclosure(L, list->func, 2);
+    lua_setfield(L, -2, list->name);
+  }
+}
+
 __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State *L) {
   int ins, anchors, watch;
   int i;
@@ -1949,11 +1965,7 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
   }
   ins = lua_gettop(L);
   /* the anchor table: weak keys (coroutines), values are their sentinels */
-  lua_newtable(L);
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
+  push_weak_table(L, 0, "k");
   anchors = lua_gettop(L);
   lua_pushvalue(L, anchors); /* for resumes from C schedulers (anchor_thread) */
   lua_setfield(L, LUA_REGISTRYINDEX, AI_ANCHORS_KEY);
@@ -1961,29 +1973,15 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
   ** per state, kept when the module is opened again (its slots are in use) */
   if (lua_getfield(L, LUA_REGISTRYINDEX, AI_WATCH_KEY) != LUA_TTABLE) {
     lua_pop(L, 1);
-    lua_createtable(L, 256, 0);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "v");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
+    push_weak_table(L, 256, "v");
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, AI_WATCH_KEY);
   }
   watch = lua_gettop(L);
 
-  lua_createtable(L, 0, 40);
-  for (i = 0; funcs[i].name != NULL; i++) {
-    lua_pushvalue(L, ins);
-    lua_pushvalue(L, anchors);
-    lua_pushcclosure(L, funcs[i].func, 2);
-    lua_setfield(L, -2, funcs[i].name);
-  }
-  for (i = 0; sched_funcs[i].name != NULL; i++) {
-    lua_pushvalue(L, ins);
-    lua_pushvalue(L, anchors);
-    lua_pushcclosure(L, sched_funcs[i].func, 2);
-    lua_setfield(L, -2, sched_funcs[i].name);
-  }
+  lua_createtable(L, 0, 60);
+  set_bindings(L, funcs, ins, anchors);
+  set_bindings(L, sched_funcs, ins, anchors);
   lua_pushcfunction(L, l_hist_new);
   lua_setfield(L, -2, "hist");
 

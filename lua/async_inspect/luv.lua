@@ -35,12 +35,10 @@ local core_now, core_track = core.now, core.track
 local pack, unpack, select, type, setmetatable = table.pack, table.unpack, select, type, setmetatable
 local format = string.format
 
--- The scheduler's bindings of the core (module.c, "schedulers" section), with
--- equivalents built from the general ones for a core without them.
+-- The scheduler's bindings of the core (module.c).
 -- spawned: the creation site of a task is the user's line, not ours.
-local core_spawned = core.spawned or function(co) return core_track(co) end
 -- pin: texts used over and over become ids (no hashing, never freed)
-local core_pin = core.pin or function(text) return text end
+local core_spawned, core_pin = core.spawned, core.pin
 -- The hot path of the scheduler is in C (csrc/sched.c): the ready queue and each
 -- task's scheduling state (generations, the pending wake, done/started), kept in
 -- a userdata the handle holds as `s`. This file keeps the slow paths, which the
