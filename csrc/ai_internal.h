@@ -13,6 +13,17 @@
 
 #include "lua.h"
 
+/* branch hints: luaconf.h has them from 5.4.3 on */
+#if !defined(l_unlikely)
+#if defined(__GNUC__)
+#define l_unlikely(x) __builtin_expect(((x) != 0), 0)
+#define l_likely(x) __builtin_expect(((x) != 0), 1)
+#else
+#define l_unlikely(x) (x)
+#define l_likely(x) (x)
+#endif
+#endif
+
 /* ---- clock.c: monotonic ticks, converted to nanoseconds on read-out ---- */
 typedef uint64_t ai_tick;
 
@@ -81,7 +92,7 @@ typedef struct ai_timeline {
   uint64_t first_min; /* no seq below this is readable (after a clear) */
   uint64_t reset_seq; /* first seq since the last clear: events_total counts from it */
   uint64_t widx;      /* slot of the next event: next_seq % cap, kept apart */
-  uint64_t dropped;   /* overwritten events */
+  uint64_t lost;      /* events dropped before first_min (a resize) */
   ai_strings *strings;
 } ai_timeline;
 
@@ -90,6 +101,9 @@ void ai_timeline_free(ai_timeline *T);
 void ai_timeline_clear(ai_timeline *T);
 /* first seq still held (== next_seq when empty) */
 uint64_t ai_timeline_first(const ai_timeline *T);
+/* events overwritten (or lost to a resize) since the last clear: counted
+** from the seqs, so the hot path does not count them */
+uint64_t ai_timeline_dropped(const ai_timeline *T);
 const ai_event *ai_timeline_get(const ai_timeline *T, uint64_t seq);
 void ai_timeline_release_event(ai_timeline *T, ai_event *e);
 
@@ -105,10 +119,7 @@ static inline void ai_timeline_push(ai_timeline *T, uint8_t kind, uint64_t task,
   ai_event *e = &T->ev[T->widx];
   uint64_t owns = (detail != 0 || kind == AI_EV_POINT || kind == AI_EV_NAME) ? AI_EV_OWNS : 0;
   if (++T->widx == T->cap) T->widx = 0;
-  if (e->tk != 0) { /* overwriting the oldest event */
-    T->dropped++;
-    if (e->tk & AI_EV_OWNS) ai_timeline_release_event(T, e);
-  }
+  if (l_unlikely(e->tk & AI_EV_OWNS)) ai_timeline_release_event(T, e); /* the oldest */
   e->t = t; e->tk = task << 8 | kind | owns; e->other = other;
   e->loc = loc; e->detail = detail;
   T->next_seq++;
@@ -250,10 +261,10 @@ void ai_hist_record(ai_hist *h, uint64_t v);
 
 /* the bucket of a value: below 64 one each, above 64 per power of two */
 static inline uint32_t ai_hist_bucket_of(uint64_t v) {
-  int shift;
-  if (v < AI_HIST_SUB) return (uint32_t)v;
-  shift = 63 - __builtin_clzll(v) - AI_HIST_SUB_BITS;
-  /* (shift + 1) * SUB + (v >> shift) - SUB: v >> shift has its top bit at SUB */
+  /* without a branch: or-ing SUB makes shift 0 below SUB, where v is its
+  ** own bucket; above, (shift + 1) * SUB + (v >> shift) - SUB, as v >> shift
+  ** has its top bit at SUB */
+  int shift = 63 - __builtin_clzll(v | AI_HIST_SUB) - AI_HIST_SUB_BITS;
   return (uint32_t)(shift * AI_HIST_SUB) + (uint32_t)(v >> shift);
 }
 

@@ -21,16 +21,6 @@
 
 #include "ai_internal.h"
 
-#if !defined(l_unlikely)
-#if defined(__GNUC__)
-#define l_unlikely(x) __builtin_expect(((x) != 0), 0)
-#define l_likely(x) __builtin_expect(((x) != 0), 1)
-#else
-#define l_unlikely(x) (x)
-#define l_likely(x) (x)
-#endif
-#endif
-
 #define UV_INSPECTOR lua_upvalueindex(1)
 #define UV_ANCHORS lua_upvalueindex(2)
 #define UV_WATCH lua_upvalueindex(3)

@@ -466,7 +466,7 @@ static int l_stats(lua_State *L) {
   for (i = 0; i < AI_STATE_COUNT; i++) set_int(L, state_names[i], (lua_Integer)c[i]);
   set_int(L, "events", (lua_Integer)(I->tl.next_seq - ai_timeline_first(&I->tl)));
   set_int(L, "events_total", (lua_Integer)(I->tl.next_seq - I->tl.reset_seq));
-  set_int(L, "events_dropped", (lua_Integer)I->tl.dropped);
+  set_int(L, "events_dropped", (lua_Integer)ai_timeline_dropped(&I->tl));
   set_int(L, "evicted", (lua_Integer)I->reg.evicted);
   set_int(L, "retained", (lua_Integer)I->reg.used);
   set_int(L, "uptime", to_ns(I, ai_now()));
@@ -561,7 +561,7 @@ static int resize_ring(lua_State *L, ai_inspector *I, uint64_t cap) {
   nt.widx = nt.next_seq % nt.cap;
   nt.reset_seq = I->tl.reset_seq;
   /* the events of the old ring are lost: they count as dropped */
-  nt.dropped = I->tl.dropped + (I->tl.next_seq - ai_timeline_first(&I->tl));
+  nt.lost = ai_timeline_dropped(&I->tl) + (I->tl.next_seq - ai_timeline_first(&I->tl));
   ai_timeline_free(&I->tl);
   I->tl = nt;
   return 0;

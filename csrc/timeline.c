@@ -18,7 +18,7 @@ int ai_timeline_init(ai_timeline *T, uint64_t cap, ai_strings *strings) {
   T->first_min = 1;
   T->reset_seq = 1;
   T->widx = 1 % cap;
-  T->dropped = 0;
+  T->lost = 0;
   T->strings = strings;
   return 1;
 }
@@ -51,13 +51,19 @@ void ai_timeline_free(ai_timeline *T) {
 
 void ai_timeline_clear(ai_timeline *T) {
   release_all(T);
-  T->dropped = 0;
+  T->lost = 0;
   T->first_min = T->reset_seq = T->next_seq;
 }
 
 uint64_t ai_timeline_first(const ai_timeline *T) {
   uint64_t first = T->next_seq > T->cap ? T->next_seq - T->cap : 1;
   return first > T->first_min ? first : T->first_min;
+}
+
+/* every seq from first_min on was written into this ring; those no longer
+** held were overwritten */
+uint64_t ai_timeline_dropped(const ai_timeline *T) {
+  return T->lost + (ai_timeline_first(T) - T->first_min);
 }
 
 const ai_event *ai_timeline_get(const ai_timeline *T, uint64_t seq) {

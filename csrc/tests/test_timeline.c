@@ -12,7 +12,7 @@ static void test_order_and_overwrite(void) {
   CHECK(ai_timeline_first(&T) == 1 && T.next_seq == 1);
   for (i = 1; i <= 5; i++) ai_timeline_push(&T, AI_EV_RESUME, i, 0, 0, 0, (ai_tick)(i * 10));
   CHECK(ai_timeline_first(&T) == 1);
-  CHECK(T.dropped == 0);
+  CHECK(ai_timeline_dropped(&T) == 0);
   for (seq = 1; seq <= 5; seq++) {
     const ai_event *e = ai_timeline_get(&T, seq);
     CHECK(e != NULL && ai_event_task(e) == seq && e->t == seq * 10);
@@ -21,7 +21,7 @@ static void test_order_and_overwrite(void) {
   CHECK(ai_timeline_get(&T, 6) == NULL);
   CHECK(ai_timeline_get(&T, 0) == NULL);
   for (i = 6; i <= 20; i++) ai_timeline_push(&T, AI_EV_YIELD, i, 0, 0, 0, (ai_tick)i);
-  CHECK(T.dropped == 12);              /* 20 events, 8 kept */
+  CHECK(ai_timeline_dropped(&T) == 12);              /* 20 events, 8 kept */
   CHECK(ai_timeline_first(&T) == 13);
   CHECK(ai_timeline_get(&T, 12) == NULL);
   for (seq = 13; seq <= 20; seq++) {
@@ -59,15 +59,15 @@ static void test_clear_keeps_sequence(void) {
   for (i = 0; i < 6; i++) ai_timeline_push(&T, AI_EV_NAME, 1, 0, ai_strings_intern(S, "n", 1, 0), 0, 0);
   ai_timeline_clear(&T);
   CHECK(ai_strings_count(S) == 0);
-  CHECK(T.dropped == 0);
+  CHECK(ai_timeline_dropped(&T) == 0);
   CHECK(ai_timeline_first(&T) == 7 && T.next_seq == 7);
   ai_timeline_push(&T, AI_EV_SPAWN, 9, 0, 0, 0, 0);
   CHECK(ai_timeline_get(&T, 7) != NULL && ai_event_task(ai_timeline_get(&T, 7)) == 9);
-  CHECK(T.dropped == 0); /* overwriting cleared slots drops nothing */
+  CHECK(ai_timeline_dropped(&T) == 0); /* overwriting cleared slots drops nothing */
   for (i = 0; i < 3; i++) ai_timeline_push(&T, AI_EV_SPAWN, 9, 0, 0, 0, 0);
-  CHECK(T.dropped == 0);
+  CHECK(ai_timeline_dropped(&T) == 0);
   ai_timeline_push(&T, AI_EV_SPAWN, 9, 0, 0, 0, 0);
-  CHECK(T.dropped == 1);
+  CHECK(ai_timeline_dropped(&T) == 1);
   ai_timeline_free(&T);
   ai_strings_free(S);
 }
