@@ -183,7 +183,8 @@ typedef struct ai_registry {
   uint32_t free_head;    /* first free slot + 1, 0 = none */
   uint32_t top;          /* slots ever handed out (the rest are fresh) */
   uint32_t *finished;    /* ring of finished slot indices, oldest first */
-  uint32_t fin_head, fin_count; /* ring has `cap` entries */
+  uint32_t fin_head, fin_count;
+  uint32_t fin_cap;      /* the ring's size: a power of two >= cap */
   uint32_t max_finished; /* retention limit for finished records */
   uint64_t next_id;
   uint64_t evicted;

@@ -347,8 +347,9 @@ int ai_grow_registry(ai_inspector *I, lua_State *L) {
     lua_pop(L, 1);
     return 0;
   }
+  /* not cleared: ai_registry_add initialises a record when it takes its
+  ** slot, so the pages of a fresh chunk are touched only as it fills */
   chunk = (ai_task *)lua_newuserdatauv(L, AI_CHUNK * sizeof(ai_task), 0);
-  memset(chunk, 0, AI_CHUNK * sizeof(ai_task));
   if (!ai_registry_add_chunk(&I->reg, chunk)) {
     lua_pop(L, 2);
     return 0;

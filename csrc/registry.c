@@ -65,23 +65,33 @@ int ai_registry_needs_chunk(const ai_registry *R) {
   return R->free_head == 0 && R->top == R->cap;
 }
 
-/* room for AI_CHUNK more records in `chunk` (zeroed, AI_CHUNK records, kept
-** alive by the caller for as long as any thread may point into it) */
-int ai_registry_add_chunk(ai_registry *R, ai_task *chunk) {
-  ai_task **nc = realloc(R->chunks, (R->nchunks + 1) * sizeof *nc);
-  uint32_t *nf;
-  uint32_t ncap = R->cap + AI_CHUNK, i;
-  if (nc == NULL) return 0;
-  R->chunks = nc;
-  nc[R->nchunks] = chunk;
-  for (i = 0; i < AI_CHUNK; i++) chunk[i].owner = R->owner;
-  nf = malloc(ncap * sizeof *nf);
+/* the finished ring, doubled until it holds `need` entries (a power of two,
+** so positions wrap with a mask; doubling, so its reallocations, which
+** are large, stay few), unrolled oldest first */
+static int grow_finished(ai_registry *R, uint32_t need) {
+  uint32_t ncap = R->fin_cap ? R->fin_cap : AI_CHUNK, i, *nf;
+  while (ncap < need) ncap *= 2;
+  nf = malloc((size_t)ncap * sizeof *nf);
   if (nf == NULL) return 0;
-  /* unroll the finished ring into the new, larger one */
-  for (i = 0; i < R->fin_count; i++) nf[i] = R->finished[(R->fin_head + i) % R->cap];
+  for (i = 0; i < R->fin_count; i++) nf[i] = R->finished[(R->fin_head + i) & (R->fin_cap - 1)];
   free(R->finished);
   R->finished = nf;
   R->fin_head = 0;
+  R->fin_cap = ncap;
+  return 1;
+}
+
+/* room for AI_CHUNK more records in `chunk` (AI_CHUNK records, not
+** necessarily zeroed: a slot is initialised when taken, and nothing reads a
+** slot at or above top; kept alive by the caller for as long as any thread
+** may point into it) */
+int ai_registry_add_chunk(ai_registry *R, ai_task *chunk) {
+  ai_task **nc = realloc(R->chunks, (R->nchunks + 1) * sizeof *nc);
+  uint32_t ncap = R->cap + AI_CHUNK;
+  if (nc == NULL) return 0;
+  R->chunks = nc;
+  nc[R->nchunks] = chunk;
+  if (ncap > R->fin_cap && !grow_finished(R, ncap)) return 0;
   R->nchunks++;
   R->cap = ncap;
   return 1;
@@ -119,7 +129,7 @@ ai_task *ai_registry_add(ai_registry *R, lua_State *co, uint64_t parent, ai_tick
 static void evict_oldest(ai_registry *R) {
   uint32_t slot = R->finished[R->fin_head];
   ai_task *t = ai_registry_slot(R, slot);
-  R->fin_head = (R->fin_head + 1) % R->cap;
+  R->fin_head = (R->fin_head + 1) & (R->fin_cap - 1);
   R->fin_count--;
   release_strings(R, t);
   memset(t, 0, sizeof *t);
@@ -134,7 +144,7 @@ void ai_registry_retire(ai_registry *R, ai_task *t) {
   uint32_t slot = t->slot;
   R->ended[t->state]++;
   /* the ring has room: it holds at most one entry per slot */
-  R->finished[(R->fin_head + R->fin_count) % R->cap] = slot;
+  R->finished[(R->fin_head + R->fin_count) & (R->fin_cap - 1)] = slot;
   R->fin_count++;
   while (R->fin_count > R->max_finished) evict_oldest(R);
 }
