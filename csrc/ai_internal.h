@@ -330,6 +330,8 @@ typedef struct ai_inspector {
   int cl_layout_ok;      /* LClosure proto layout verified at load */
   int state_layout_ok;   /* lua_State status/ci layout verified at load */
   int fast_sites;        /* both layouts hold: yield sites read inline */
+  int trusted;           /* the trusted hook family is installed (luaopen): every
+                            fast path's condition holds */
   char co_typename[16];  /* "coroutine" or "thread", as this Lua says it */
   uint32_t sample_threshold; /* track a new task when rand < threshold; max = all */
   uint64_t rng;
@@ -378,16 +380,15 @@ int ai_sentinel_gc(lua_State *L);
 int ai_closethread(lua_State *co, lua_State *from);
 int ai_resume_values(ai_inspector *I, lua_State *L, lua_State *co, int narg);
 
-/* coroutine.resume's results from an auxresume-style count r: true and
-** the r values, or false and the error on L's top */
+/* coroutine.resume's results from a count r of values that follow the
+** true the resume pushed before them, or r < 0: false and the error on
+** L's top */
 static inline int ai_resume_results(lua_State *L, int r) {
   if (r < 0) {
     lua_pushboolean(L, 0);
     lua_insert(L, -2);
     return 2;
   }
-  lua_pushboolean(L, 1);
-  lua_insert(L, -(r + 1));
   return r + 1;
 }
 int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *nres);

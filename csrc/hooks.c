@@ -63,16 +63,33 @@ struct closure_prefix {
 };
 
 /* lua_State starts with the GC header, status, allowhook, nci, then top,
-** l_G and ci (5.4.0 to 5.4.8); checked at load like the layouts above */
+** l_G, ci and (5.4.2 to 5.4.8) stack_last; checked at load like the
+** layouts above. A stack slot is AI_SLOT bytes. */
 struct state_prefix {
   void *next;
   unsigned char tt, marked, status, allowhook;
   unsigned short nci;
-  void *top, *l_G;
+  const char *top;
+  void *l_G;
   const struct ci_prefix *ci;
+  const char *stack_last;
 };
 
 #define state_of(L) ((const struct state_prefix *)(const void *)(L))
+#define AI_SLOT 16
+
+/* lua_checkstack(L, n) without the call where it would do nothing: room for
+** n more slots below stack_last and the frame's top already that high (the
+** call's own test and its frame adjustment). fast: the layouts hold. */
+static inline __attribute__((always_inline)) int checkstack_in(lua_State *L, int n, int fast) {
+  if (fast) {
+    const struct state_prefix *s = state_of(L);
+    ptrdiff_t need = (ptrdiff_t)n * AI_SLOT;
+    if (l_likely(s->stack_last - s->top > need && (const char *)s->ci->top >= s->top + need))
+      return 1;
+  }
+  return lua_checkstack(L, n);
+}
 
 /* lua_status without a call, once the layout is verified */
 /* fast: the hook family chosen at load knows the layouts hold (FAST_HOOKS) */
@@ -287,6 +304,30 @@ static int check_closure_layout(lua_State *L) {
   return ok;
 }
 
+/* top, stack_last, the frame's top and the slot size read through
+** state_prefix and ci_prefix must behave as lua_checkstack sees them: a
+** push moves top by one slot; asking for one slot less than the room below
+** stack_last neither grows the stack nor needs to, asking for the room
+** grows it; and the frame's top ends where lua_checkstack puts it */
+static int check_stack_layout(lua_State *L) {
+  lua_State *co = lua_newthread(L);
+  const struct state_prefix *s = state_of(co);
+  const char *top = s->top, *last = s->stack_last;
+  ptrdiff_t room;
+  int ok;
+  lua_pushnil(co);
+  ok = s->top == top + AI_SLOT;
+  room = (last - s->top) / AI_SLOT;
+  ok = ok && last > s->top && (last - s->top) % AI_SLOT == 0 && room > 1 && room < 1000;
+  ok = ok && lua_checkstack(co, (int)room - 1) && s->stack_last == last &&
+       (const char *)s->ci->top >= s->top + (room - 1) * AI_SLOT;
+  ok = ok && lua_checkstack(co, (int)room) && s->stack_last != last &&
+       (const char *)s->ci->top == s->top + room * AI_SLOT &&
+       s->stack_last - s->top > room * AI_SLOT;
+  lua_pop(L, 1);
+  return ok;
+}
+
 /* the status byte and the ci pointer read through state_prefix must agree
 ** with lua_status and lua_getstack on threads in several states */
 static int check_state_layout(lua_State *L) {
@@ -302,7 +343,7 @@ static int check_state_layout(lua_State *L) {
   ok = ok && lua_getstack(co, 1, &ar) &&
        (const void *)ar.i_ci == (const void *)state_of(co)->ci->previous;
   lua_pop(L, 1);
-  return ok;
+  return ok && check_stack_layout(L);
 }
 
 int ai_hooks_check_layout(ai_inspector *I, lua_State *L) {
@@ -627,9 +668,14 @@ static inline __attribute__((always_inline)) ai_inspector *inspector_of(lua_Stat
   return (ai_inspector *)lua_touserdata(L, UV_INSPECTOR);
 }
 
-static inline int auxresume_status(lua_State *L, lua_State *co, int narg, int *status) {
+/* lcorolib.c's auxresume; with `flag` (coroutine.resume) the `true` that
+** leads the results is pushed before them, which spares lcorolib's rotate.
+** Returns the number of results (without the flag), or -1 with the error
+** on L's top and *status the coroutine's (-1: the resume did not start). */
+static inline __attribute__((always_inline)) int
+auxresume_status(lua_State *L, lua_State *co, int narg, int *status, int flag, int fast) {
   int nres;
-  if (l_unlikely(!lua_checkstack(co, narg))) {
+  if (l_unlikely(!checkstack_in(co, narg, fast))) {
     lua_pushliteral(L, "too many arguments to resume");
     *status = -1;
     return -1;
@@ -637,11 +683,12 @@ static inline int auxresume_status(lua_State *L, lua_State *co, int narg, int *s
   lua_xmove(L, co, narg);
   *status = lua_resume(co, L, narg, &nres);
   if (l_likely(*status == LUA_OK || *status == LUA_YIELD)) {
-    if (l_unlikely(!lua_checkstack(L, nres + 1))) {
+    if (l_unlikely(!checkstack_in(L, nres + 1, fast))) {
       lua_pop(co, nres);
       lua_pushliteral(L, "too many results to resume");
       return -1;
     }
+    if (flag) lua_pushboolean(L, 1);
     lua_xmove(co, L, nres);
     return nres;
   }
@@ -649,10 +696,11 @@ static inline int auxresume_status(lua_State *L, lua_State *co, int narg, int *s
   return -1;
 }
 
-/* lcorolib.c's auxresume, for the paths that record nothing */
-static inline int auxresume(lua_State *L, lua_State *co, int narg) {
+/* the same, for the paths that record nothing */
+static inline __attribute__((always_inline)) int auxresume(lua_State *L, lua_State *co, int narg,
+                                                           int flag, int fast) {
   int status;
-  return auxresume_status(L, co, narg, &status);
+  return auxresume_status(L, co, narg, &status, flag, fast);
 }
 
 /* first yield of a task resumed from C: the coroutine value is not on L's
@@ -815,31 +863,33 @@ resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
 }
 
 /* resume co with narg values from L's top, recording it; co_idx: where co
-** sits in L */
+** sits in L; flag: coroutine.resume's leading true (auxresume_status) */
 static inline __attribute__((always_inline)) int
-resume_tracked(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
-                                 int narg, int fast) {
+resume_tracked(ai_inspector *I, lua_State *L, lua_State *co, int co_idx, int narg, int fast,
+               int flag) {
   ai_task *t = resumable_task(I, L, co, fast), *rt;
   uint64_t id, rid;
   int status, r;
-  if (t == NULL) return auxresume(L, co, narg);
+  if (t == NULL) return auxresume(L, co, narg, flag, fast);
   rt = resumer_task(I, L);
   rid = rt ? rt->id : 0;
   id = t->id;
   resume_begin(I, t, rt, ai_now_in(fast));
-  r = auxresume_status(L, co, narg, &status);
+  r = auxresume_status(L, co, narg, &status, flag, fast);
   /* a reset inside the resume may have recycled the records */
   if (l_likely(t->id == id && status != -1)) resume_end(I, L, co, co_idx, t, status, L, fast);
   if (rt != NULL && rt->id == rid && rt->state == AI_NORMAL) rt->state = AI_RUNNING;
   return r;
 }
 
-/* resume co with narg values from L's top, as lcorolib's auxresume, for a
+/* resume co with narg values from L's top, as coroutine.resume (the
+** leading true already pushed; ai_resume_results completes), for a
 ** binding that is not a hook (no hook upvalues: a first yield is anchored
 ** through the registry) */
 int ai_resume_values(ai_inspector *I, lua_State *L, lua_State *co, int narg) {
-  if (!I->enabled) return auxresume(L, co, narg);
-  return resume_tracked(I, L, co, 0, narg, 0);
+  if (!I->enabled) return auxresume(L, co, narg, 1, I->trusted);
+  if (l_likely(I->trusted)) return resume_tracked(I, L, co, 0, narg, 1, 1);
+  return resume_tracked(I, L, co, 0, narg, 0, 1);
 }
 
 /* the same for a C scheduler: plain lua_resume contract (async_inspect.h) */
@@ -863,8 +913,8 @@ static inline __attribute__((always_inline)) int resume_hook(lua_State *L, int t
   ai_inspector *I = inspector_of(L, trusted);
   int r;
   luaL_argexpected(L, co, 1, I->co_typename);
-  if (l_likely(I->enabled)) r = resume_tracked(I, L, co, 1, lua_gettop(L) - 1, trusted);
-  else r = auxresume(L, co, lua_gettop(L) - 1);
+  if (l_likely(I->enabled)) r = resume_tracked(I, L, co, 1, lua_gettop(L) - 1, trusted, 1);
+  else r = auxresume(L, co, lua_gettop(L) - 1, 1, trusted);
   return ai_resume_results(L, r);
 }
 
@@ -892,8 +942,8 @@ static inline __attribute__((always_inline)) lua_State *create(lua_State *L, int
 static inline __attribute__((always_inline)) int wrapped_hook(lua_State *L, int trusted) {
   ai_inspector *I = inspector_of(L, trusted);
   lua_State *co = lua_tothread(L, UV_WRAPPED);
-  int r = I->enabled ? resume_tracked(I, L, co, UV_WRAPPED, lua_gettop(L), trusted)
-                     : auxresume(L, co, lua_gettop(L));
+  int r = I->enabled ? resume_tracked(I, L, co, UV_WRAPPED, lua_gettop(L), trusted, 0)
+                     : auxresume(L, co, lua_gettop(L), 0, trusted);
   if (l_unlikely(r < 0)) {
     int stat = lua_status(co);
     if (stat != LUA_OK && stat != LUA_YIELD) { /* error in the coroutine */

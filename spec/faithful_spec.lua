@@ -84,6 +84,42 @@ describe("faithfulness of the hooks", function()
     assert.matches("cannot resume dead coroutine", out)
   end)
 
+  -- the hooks skip lua_checkstack where it has nothing to do: counts on both
+  -- sides of a frame's 20 free slots, a stack that must grow, and one that
+  -- cannot hold the results
+  it("moves any number of values through resume and yield, growing stacks as Lua does", function()
+    local counts = { 0, 1, 18, 19, 20, 21, 22, 39, 40, 41, 250, 5000, 100000 }
+    local out = same(function(log)
+      local big = {}
+      for i = 1, 100000 do big[i] = i end
+      local function echo(...)
+        local args = pack(...)
+        while true do args = pack(coroutine.yield(table.unpack(args, 1, args.n))) end
+      end
+      local co, wrapped = coroutine.create(echo), coroutine.wrap(echo)
+      for _, n in ipairs(counts) do
+        local r = pack(coroutine.resume(co, table.unpack(big, 1, n)))
+        log("resume", n, r.n, r[1], r[2], r[r.n])
+        r = pack(wrapped(table.unpack(big, 1, n)))
+        log("wrap", n, r.n, r[1], r[r.n])
+      end
+      -- results that overflow the resumer's stack (Lua's limit is 1,000,000 slots)
+      local flood = coroutine.create(function()
+        local t = {}
+        for i = 1, 999000 do t[i] = true end
+        coroutine.yield(table.unpack(t))
+      end)
+      local function deep(d, ...)
+        if d == 0 then return pack(coroutine.resume(flood)) end
+        return deep(d - 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, ...)
+      end
+      local r = deep(200)
+      log("flood", r.n, r[1], r.n <= 2 and r[2] or r.n)
+    end)
+    assert.matches('"resume", 100000, 100001, true, 1, 100000', out, 1, true)
+    assert.matches('"wrap", 20, 20, 1, 20', out, 1, true)
+  end)
+
   it("reports resuming a running or normal coroutine", function()
     local out = same(function(log)
       local outer
