@@ -392,7 +392,12 @@ static inline int ai_resume_results(lua_State *L, int r) {
   return r + 1;
 }
 int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *nres);
-ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co);
+/* track a coroutine created without the hooks; site_level: the level of
+** L where it was created (0: unknown); fn_idx: the function in L whose
+** definition is its default name (0: its own body's) */
+ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co, int site_level, int fn_idx);
+/* "source:line" where the function at idx is defined ("[C]" for C) */
+ai_str ai_function_location(ai_inspector *I, lua_State *L, int idx);
 void ai_watch(ai_inspector *I, lua_State *L, int co_idx, ai_task *t);
 void ai_unwatch(ai_inspector *I, ai_task *t);
 void ai_watch_held(ai_inspector *I, lua_State *co);

@@ -179,11 +179,16 @@ ai_str ai_site_location(ai_inspector *I, lua_State *L, int level) {
   int is_c;
   ai_str loc;
   if (!I->ci_layout_ok) return locate_slow(I, L, level, &is_c);
-  if (level == 1 && I->state_layout_ok) { /* the yield path: no lua_getstack */
-    const struct ci_prefix *up = (const struct ci_prefix *)state_of(L)->ci->previous;
-    /* the base CallInfo (no previous) is not a frame: nothing at level 1 */
-    if (up == NULL || up->previous == NULL) return locate_slow(I, L, 0, &is_c);
-    pc = up->savedpc;
+  if (I->state_layout_ok) { /* lua_getstack's walk, without the call */
+    const struct ci_prefix *ci = state_of(L)->ci;
+    int n = level;
+    while (n > 0 && ci->previous != NULL) {
+      ci = (const struct ci_prefix *)ci->previous;
+      n--;
+    }
+    /* the base CallInfo (no previous) is not a frame */
+    if (n > 0 || ci->previous == NULL) return locate_slow(I, L, level - 1, &is_c);
+    pc = ci->savedpc;
   } else {
     if (!lua_getstack(L, level, &ar)) return locate_slow(I, L, level - 1, &is_c);
     pc = frame_key(&ar);
@@ -217,7 +222,7 @@ static inline __attribute__((always_inline)) ai_str yield_site(ai_inspector *I, 
 
 /* "source:line" where the function at idx is defined: the default task
 ** name; cached by prototype like yield sites */
-static ai_str function_location(ai_inspector *I, lua_State *L, int idx) {
+ai_str ai_function_location(ai_inspector *I, lua_State *L, int idx) {
   lua_Debug ar;
   ai_site *s = NULL;
   const void *proto = NULL;
@@ -409,7 +414,7 @@ ai_task *ai_track(ai_inspector *I, lua_State *L, lua_State *co, int fn_idx, int 
   now = ai_now();
   t = ai_registry_add(&I->reg, co, ai_current_task(I, L), now);
   if (t == NULL) return NULL;
-  if (fn_idx != 0) t->created_fn = function_location(I, L, fn_idx);
+  if (fn_idx != 0) t->created_fn = ai_function_location(I, L, fn_idx);
   if (site_level > 0) t->created_at = ai_site_location(I, L, site_level);
   if (l_unlikely(I->creation_traces) && site_level > 0) ai_capture_creation(I, L, t, site_level);
   ai_timeline_push(&I->tl, AI_EV_SPAWN, t->id, t->parent, t->created_at, 0, now);
@@ -627,7 +632,7 @@ int ai_sentinel_gc(lua_State *L) {
 
 /* a coroutine we have no record of (created before install, while
 ** disabled, or from C): track it from its first resume through us */
-ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co) {
+ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co, int site_level, int fn_idx) {
   lua_Debug ar;
   ai_task *t;
   int st = lua_status(co);
@@ -638,15 +643,15 @@ ai_task *ai_adopt(ai_inspector *I, lua_State *L, lua_State *co) {
   }
   if (st == LUA_OK && (lua_getstack(co, 0, &ar) || lua_gettop(co) == 0)) return NULL;
   if (st != LUA_OK && st != LUA_YIELD) return NULL;
-  t = ai_track(I, L, co, 0, 0);
+  t = ai_track(I, L, co, fn_idx, site_level);
   if (t == NULL) return NULL;
   if (st == LUA_YIELD) {
     t->state = AI_SUSPENDED;
     t->first_resume = t->created;
-  } else if (lua_isfunction(co, 1)) {
+  } else if (fn_idx == 0 && lua_isfunction(co, 1)) {
     lua_pushvalue(co, 1);
     lua_xmove(co, L, 1);
-    t->created_fn = function_location(I, L, lua_gettop(L));
+    t->created_fn = ai_function_location(I, L, lua_gettop(L));
     lua_pop(L, 1);
   }
   return t;
@@ -730,7 +735,7 @@ static inline __attribute__((always_inline)) ai_task *resumable_task(ai_inspecto
   /* the fast family exists only when no thread holds a foreign value */
   ai_task *t = fast ? *ai_extra(co) : ai_extra_record(&I->reg, co);
   if (l_unlikely(t == NULL || t->co != co || t->id == 0)) {
-    if (t == &I->ignored_rec || (t = ai_adopt(I, L, co)) == NULL) return NULL;
+    if (t == &I->ignored_rec || (t = ai_adopt(I, L, co, 0, 0)) == NULL) return NULL;
   }
   if (l_likely(t->state == AI_SUSPENDED)) return fast_status(I, co, fast) == LUA_YIELD ? t : NULL;
   return (t->state == AI_PENDING && fast_status(I, co, fast) == LUA_OK) ? t : NULL;

@@ -167,7 +167,7 @@ static ai_task *record_of(lua_State *L, ai_inspector *I, int arg) {
   lua_State *co = lua_tothread(L, arg);
   ai_task *t = ai_registry_of(&I->reg, co);
   if (t == NULL && I->enabled && co != L) {
-    t = ai_adopt(I, L, co);
+    t = ai_adopt(I, L, co, 0, 0);
     if (t != NULL) ai_watch(I, L, arg, t); /* only if it never ran */
   }
   return t;
@@ -808,51 +808,48 @@ static int l_long_polls(lua_State *L) {
 /* ---------------------------------------------------------------------- */
 
 /* "source:line" where the function at idx is defined ("[C]" for a C one) */
-static ai_str definition_site(ai_inspector *I, lua_State *L, int idx) {
-  char buf[LUA_IDSIZE + 32];
-  lua_Debug ar;
-  int n;
-  lua_pushvalue(L, idx);
-  if (!lua_getinfo(L, ">S", &ar)) return 0;
-  if (ar.what[0] == 'C') n = snprintf(buf, sizeof buf, "[C]");
-  else n = snprintf(buf, sizeof buf, "%s:%d", ar.short_src, ar.linedefined);
-  if (n < 0) return 0;
-  if ((size_t)n >= sizeof buf) n = (int)sizeof buf - 1;
-  return ai_strings_intern(I->strings, buf, (size_t)n, 1);
+/* a tracked coroutine's creation site is the frame `level` of L: in the
+** record, and in its spawn event when that is still the newest event */
+static void relocate_spawn(ai_inspector *I, lua_State *L, ai_task *t, int level) {
+  ai_str loc = ai_site_location(I, L, level);
+  const ai_event *e;
+  if (loc == 0) return; /* locations are permanent strings: no reference moves */
+  t->created_at = loc;
+  e = ai_timeline_get(&I->tl, I->tl.next_seq - 1);
+  if (e != NULL && ai_event_kind(e) == AI_EV_SPAWN && ai_event_task(e) == t->id)
+    ((ai_event *)e)->loc = loc;
 }
 
-/* spawned(co, level [, fn [, name]]) -> task id or nil. A scheduler has just
-** created co (through coroutine.create, so sampling applied) on behalf of
-** its caller: the creation site becomes the frame `level` above the caller
-** of spawned (1: the caller's caller), in the record and in the spawn event
-** when that is still the newest event; with fn, the task's default name
-** becomes where fn is defined instead of the scheduler's body function;
-** with name, the task is named as by name(co, name). */
+/* spawned(co, level [, fn [, name [, held]]]) -> task id or nil. A
+** scheduler has just created co on behalf of its caller: the creation site
+** becomes the frame `level` above the caller of spawned (1: the caller's
+** caller); with fn, the task's default name becomes where fn is defined
+** instead of the scheduler's body function; with name, the task is named as
+** by name(co, name). A coroutine created with Lua's own create (the cheap
+** way, as async_inspect.luv does) is tracked here and located once; it is
+** watched until it runs unless `held` says the caller keeps it until then
+** (a ready queue). One created through the hooks gets its site and spawn
+** event corrected. */
 static int l_spawned(lua_State *L) {
   ai_inspector *I = inspector(L);
   lua_Integer level = luaL_checkinteger(L, 2);
+  lua_State *co = lua_tothread(L, 1);
+  int fn_idx = lua_isnoneornil(L, 3) ? 0 : 3;
   ai_task *t;
-  ai_str loc;
-  const ai_event *e;
-  luaL_argexpected(L, lua_type(L, 1) == LUA_TTHREAD, 1, "coroutine");
+  luaL_argexpected(L, co != NULL, 1, "coroutine");
   luaL_argcheck(L, level >= 1 && level < 1000, 2, "level out of range");
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (fn_idx != 0) luaL_checktype(L, 3, LUA_TFUNCTION);
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TSTRING);
-  t = I->enabled ? check_task(L, I, 1) : NULL;
+  t = I->enabled ? ai_registry_of(&I->reg, co) : NULL;
+  if (t != NULL) {
+    relocate_spawn(I, L, t, (int)level + 1);
+    if (fn_idx != 0) t->created_fn = ai_function_location(I, L, fn_idx);
+  } else if (I->enabled && co != L && (t = ai_adopt(I, L, co, (int)level + 1, fn_idx)) != NULL) {
+    if (!lua_toboolean(L, 5)) ai_watch(I, L, 1, t); /* only if it never ran */
+  }
   if (t == NULL) {
     lua_pushnil(L);
     return 1;
-  }
-  loc = ai_site_location(I, L, (int)level + 1);
-  if (loc != 0) { /* locations are permanent strings: no reference moves */
-    t->created_at = loc;
-    e = ai_timeline_get(&I->tl, I->tl.next_seq - 1);
-    if (e != NULL && ai_event_kind(e) == AI_EV_SPAWN && ai_event_task(e) == t->id)
-      ((ai_event *)e)->loc = loc;
-  }
-  if (!lua_isnoneornil(L, 3)) {
-    ai_str fn = definition_site(I, L, 3);
-    if (fn != 0) t->created_fn = fn;
   }
   if (!lua_isnoneornil(L, 4)) { /* as l_name: one reference for the record, one for the event */
     ai_str name = check_text(L, I, 4, 1024);

@@ -122,6 +122,60 @@ describe("tasks", function()
     assert.are.equal("pending", ai.task_info(again).state)
   end)
 
+  it("tracks a scheduler's coroutine made with Lua's own create at core.spawned, located once", function()
+    local core, create = ai.core, ai.original.create
+    local function body() end -- BODYFN
+    local function spawn(name, held) -- SPAWNFN
+      local co = create(function(f) return f() end)
+      return co, core.spawned(co, 1, body, name, held)
+    end
+    local co, id = spawn("worker") -- SPAWNED
+    local t = ai.task_info(co)
+    assert.are.equal(id, t.id)
+    assert.are.same({ "pending", "worker", THIS .. ":" .. line_of("SPAWNED") },
+      { t.state, t.name, t.created_at })
+    local spawns = ai.events{ task = id, kind = "spawn" }
+    assert.are.equal(1, #spawns)
+    assert.are.equal(THIS .. ":" .. line_of("SPAWNED"), spawns[1].loc)
+    assert.are.equal(1, #ai.events{ task = id, kind = "name" })
+    assert.is_true(coroutine.resume(co, function() return 1 end))
+    assert.are.equal("completed", ai.task_info(id).state)
+    -- unnamed: named after fn, not the scheduler's body; held: runs as any other
+    local co2, id2 = spawn(nil, true)
+    assert.are.equal(THIS .. ":" .. line_of("BODYFN"), ai.task_info(id2).name)
+    coroutine.resume(co2, body)
+    assert.are.equal("completed", ai.task_info(id2).state)
+    -- not held and never run: watched like any pending coroutine, so dropped once collected
+    local weak = setmetatable({}, { __mode = "v" })
+    local id3
+    do
+      local co3
+      co3, id3 = spawn("lost")
+      weak[1] = co3
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1])
+    assert.are.equal("dropped", ai.task_info(id3).state)
+    -- a coroutine already tracked through the hooks gets its site corrected
+    local hooked = coroutine.create(body)
+    local function respawn(c) core.spawned(c, 1, nil, "hooked") end
+    respawn(hooked) -- RESPAWNED
+    assert.are.equal(THIS .. ":" .. line_of("RESPAWNED"), ai.task_info(hooked).created_at)
+    assert.are.equal(1, #ai.events{ task = ai.task_info(hooked).id, kind = "spawn" })
+    -- disabled: nothing is tracked
+    ai.disable()
+    local co4 = create(body)
+    assert.is_nil(core.spawned(co4, 1))
+    ai.enable()
+  end)
+
+  it("uses the private-layout fast paths on this Lua, verified against the API at load", function()
+    -- lua_State, CallInfo and closure layouts checked by ai_hooks_check_layout (hooks.c);
+    -- when a check fails the module falls back to the API and this flag is false
+    assert.is_true(ai.stats().fast_locations, "layout checks failed on " .. _VERSION)
+  end)
+
   it("holds no record of a never-run, collected coroutine as active: memory stays bounded", function()
     ai.configure{ max_tasks = 1000 }
     for _ = 1, 50000 do coroutine.create(print) end

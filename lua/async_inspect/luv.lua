@@ -29,7 +29,8 @@ end
 local uv = load_luv()
 
 local core = ai.core
-local co_create, co_close = core.hooks.create, core.hooks.close
+-- tasks are created with Lua's own create: core.spawned tracks them, located once
+local co_create, co_close = ai.original.create, core.hooks.close
 local co_running, co_status = coroutine.running, coroutine.status
 local core_now, core_track = core.now, core.track
 local pack, unpack, select, type, setmetatable = table.pack, table.unpack, select, type, setmetatable
@@ -1052,12 +1053,8 @@ end
 -- a new task whose creation site is `level` frames above spawn_task's caller
 local function spawn_task(name, fn, level, ...)
   local co = co_create(task_main)
-  local tid
-  if name then
-    tid = core_spawned(co, level + 1, nil, name)
-  else
-    tid = core_spawned(co, level + 1, fn) -- default name: where fn is defined
-  end
+  -- the default name is where fn is defined, not task_main; held: queued until it runs
+  local tid = core_spawned(co, level + 1, fn, name, true)
   -- every field a task gets in its life, so the table never grows (nil ones
   -- take no slot now, but size it)
   local rec = {
