@@ -328,6 +328,8 @@ typedef struct ai_inspector {
   int closed;            /* set by __gc; sentinels check it */
   int ci_layout_ok;      /* CallInfo savedpc layout verified at load */
   int cl_layout_ok;      /* LClosure proto layout verified at load */
+  int value_layout_ok;   /* stack values read in place (tag, object), verified at load */
+  unsigned char lcl_tag; /* the tag byte of a Lua closure, learnt at load */
   int state_layout_ok;   /* lua_State status/ci layout verified at load */
   int fast_sites;        /* both layouts hold: yield sites read inline */
   int trusted;           /* the trusted hook family is installed (luaopen): every

@@ -78,6 +78,19 @@ struct state_prefix {
 #define state_of(L) ((const struct state_prefix *)(const void *)(L))
 #define AI_SLOT 16
 
+/* a stack value: the object, then the tag byte; a function's values start
+** one slot above its CallInfo's func (checked at load) */
+struct value_prefix {
+  const void *gc;
+  unsigned char tt;
+};
+
+/* the value at index idx (> 0) of L's running function */
+static inline const struct value_prefix *value_at(lua_State *L, int idx) {
+  return (const struct value_prefix *)(const void *)((const char *)state_of(L)->ci->func +
+                                                     (size_t)idx * AI_SLOT);
+}
+
 /* lua_checkstack(L, n) without the call where it would do nothing: room for
 ** n more slots below stack_last and the frame's top already that high (the
 ** call's own test and its frame adjustment). fast: the layouts hold. */
@@ -221,15 +234,20 @@ static inline __attribute__((always_inline)) ai_str yield_site(ai_inspector *I, 
 }
 
 /* "source:line" where the function at idx is defined: the default task
-** name; cached by prototype like yield sites */
+** name; cached by prototype like yield sites. A Lua closure at a positive
+** index is read in place when the layouts allow (no API call on a hit). */
 ai_str ai_function_location(ai_inspector *I, lua_State *L, int idx) {
   lua_Debug ar;
   ai_site *s = NULL;
   const void *proto = NULL;
   ai_str loc;
-  if (lua_iscfunction(L, idx)) return ai_strings_intern(I->strings, "[C]", 3, 1);
-  if (I->cl_layout_ok) {
-    proto = proto_key(L, idx);
+  if (l_likely(I->value_layout_ok && idx > 0) && value_at(L, idx)->tt == I->lcl_tag) {
+    proto = ((const struct closure_prefix *)value_at(L, idx)->gc)->proto;
+  } else {
+    if (lua_iscfunction(L, idx)) return ai_strings_intern(I->strings, "[C]", 3, 1);
+    if (I->cl_layout_ok) proto = proto_key(L, idx);
+  }
+  if (proto != NULL) {
     s = &I->protos[key_hash(proto)];
     if (l_likely(s->key == proto && s->epoch == I->epoch)) return s->loc;
   }
@@ -309,6 +327,34 @@ static int check_closure_layout(lua_State *L) {
   return ok;
 }
 
+/* value_at must find what the API finds: the three Lua closures (one tag,
+** learnt here), a light C function and a C closure (other tags), and
+** nothing else where a value is not a Lua closure. L runs a C function. */
+static int check_value_layout(ai_inspector *I, lua_State *L) {
+  static const char code[] = "return function() end, function() end, print\n";
+  int top, i, ok;
+  unsigned char tag;
+  if (luaL_loadbuffer(L, code, sizeof code - 1, "=layout") != LUA_OK) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_call(L, 0, 3);
+  lua_pushcfunction(L, layout_yield);
+  lua_pushboolean(L, 1);
+  lua_pushcclosure(L, layout_yield, 1);
+  top = lua_gettop(L);
+  tag = value_at(L, top - 4)->tt;
+  ok = value_at(L, top)->gc == lua_topointer(L, top);
+  for (i = top - 4; i <= top; i++) {
+    int lua_fn = lua_isfunction(L, i) && !lua_iscfunction(L, i);
+    ok = ok && (value_at(L, i)->tt == tag) == lua_fn &&
+         (!lua_fn || value_at(L, i)->gc == lua_topointer(L, i));
+  }
+  lua_pop(L, 5);
+  I->lcl_tag = tag;
+  return ok;
+}
+
 /* top, stack_last, the frame's top and the slot size read through
 ** state_prefix and ci_prefix must behave as lua_checkstack sees them: a
 ** push moves top by one slot; asking for one slot less than the room below
@@ -356,7 +402,8 @@ int ai_hooks_check_layout(ai_inspector *I, lua_State *L) {
   I->ci_layout_ok = check_ci_layout(L);
   I->fast_sites = I->state_layout_ok && I->ci_layout_ok;
   I->cl_layout_ok = check_closure_layout(L);
-  return I->ci_layout_ok && I->cl_layout_ok && I->state_layout_ok;
+  I->value_layout_ok = I->cl_layout_ok && I->ci_layout_ok && check_value_layout(I, L);
+  return I->ci_layout_ok && I->cl_layout_ok && I->state_layout_ok && I->value_layout_ok;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -415,7 +462,10 @@ ai_task *ai_track(ai_inspector *I, lua_State *L, lua_State *co, int fn_idx, int 
   t = ai_registry_add(&I->reg, co, ai_current_task(I, L), now);
   if (t == NULL) return NULL;
   if (fn_idx != 0) t->created_fn = ai_function_location(I, L, fn_idx);
-  if (site_level > 0) t->created_at = ai_site_location(I, L, site_level);
+  /* level 1, a hook's caller: the yield path's inline cache probe serves,
+  ** the caller's CallInfo being the one below the hook's */
+  if (site_level == 1) t->created_at = yield_site(I, L, 0);
+  else if (site_level > 1) t->created_at = ai_site_location(I, L, site_level);
   if (l_unlikely(I->creation_traces) && site_level > 0) ai_capture_creation(I, L, t, site_level);
   ai_timeline_push(&I->tl, AI_EV_SPAWN, t->id, t->parent, t->created_at, 0, now);
   return t;

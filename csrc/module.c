@@ -478,7 +478,8 @@ static int l_stats(lua_State *L) {
   set_int(L, "event_bytes", (lua_Integer)sizeof(ai_event));
   lua_pushboolean(L, ai_clock_uses_tsc());
   lua_setfield(L, -2, "clock_tsc");
-  lua_pushboolean(L, I->ci_layout_ok && I->cl_layout_ok && I->state_layout_ok);
+  lua_pushboolean(L, I->ci_layout_ok && I->cl_layout_ok && I->state_layout_ok &&
+                     I->value_layout_ok);
   lua_setfield(L, -2, "fast_locations");
   return 1;
 }

@@ -132,8 +132,10 @@ static void evict_oldest(ai_registry *R) {
   R->fin_head = (R->fin_head + 1) & (R->fin_cap - 1);
   R->fin_count--;
   release_strings(R, t);
-  memset(t, 0, sizeof *t);
-  t->owner = R->owner;
+  /* a free slot: id 0 (what every reader tests) and no thread, the rest is
+  ** cleared when the slot is taken again (ai_registry_add) */
+  t->id = 0;
+  t->co = NULL;
   t->next_free = R->free_head;
   R->free_head = slot + 1;
   R->used--;
