@@ -8,7 +8,11 @@
 -- Each case runs in fresh processes (plain and tracked alternate), best of --runs;
 -- the ratio is tracked / plain wall time (target: <= 1.3).
 --
--- Usage: lua5.4 bench/luv_bench.lua [--runs N] [--spawn N] [--messages N] [--json]
+-- With --alternate both programs run in this one process instead, in turn, --runs
+-- times each: the plain one with async_inspect's hooks uninstalled (Lua's own
+-- coroutine functions), so both share the process's luck; best and median ratios.
+--
+-- Usage: lua5.4 bench/luv_bench.lua [--runs N] [--spawn N] [--messages N] [--json] [--alternate]
 -- (LUA_PATH_5_4 / LUA_CPATH_5_4 as for the specs; `make bench` sets them)
 
 local uv = require "luv"
@@ -166,6 +170,7 @@ local function parse(args)
     local a = args[i]
     if a == "--child" then o.child = { args[i + 1], args[i + 2], tonumber(args[i + 3]) }; i = i + 3
     elseif a == "--json" then o.json = true
+    elseif a == "--alternate" then o.alternate = true
     elseif a == "--runs" or a == "--spawn" or a == "--messages" then
       o[a:sub(3)] = assert(tonumber(args[i + 1]), "a number expected after " .. a)
       i = i + 1
@@ -192,6 +197,35 @@ local function best_of(runs, mode, case, n)
   return best
 end
 
+local function median(xs)
+  table.sort(xs)
+  return xs[(#xs + 1) // 2]
+end
+
+-- both programs in this process, in turn; plain runs with the hooks uninstalled
+local function alternate(o)
+  local ai = require "async_inspect"
+  print(string.format("%-10s %10s %12s %12s %8s %8s  %s", "case", "n", "plain", "tracked", "best",
+    "median", "(one process, alternating)"))
+  for _, case in ipairs({ "spawn", "pingpong" }) do
+    local n = case == "spawn" and o.spawn or o.messages
+    local times = { plain = {}, tracked = {} }
+    for _ = 1, o.runs do
+      for _, mode in ipairs({ "plain", "tracked" }) do
+        if mode == "plain" then ai.uninstall() else ai.install() end
+        local t = times[mode]
+        t[#t + 1] = measure(mode, case, n)
+      end
+      ai.reset()
+    end
+    ai.install()
+    local bp, bt = math.min(table.unpack(times.plain)), math.min(table.unpack(times.tracked))
+    local ratio = bt / bp
+    print(string.format("%-10s %10d %11.3fs %11.3fs %7.2fx %7.2fx  %s", case, n, bp, bt, ratio,
+      median(times.tracked) / median(times.plain), ratio <= 1.3 and "<= 1.3x ok" or "> 1.3x MISSED"))
+  end
+end
+
 local function main(args)
   local o = parse(args)
   if o.child then
@@ -199,6 +233,7 @@ local function main(args)
     io.write(string.format("seconds=%.6f\n", measure(mode, case, n)))
     return
   end
+  if o.alternate then return alternate(o) end
   local results = {}
   for _, case in ipairs({ "spawn", "pingpong" }) do
     local n = case == "spawn" and o.spawn or o.messages

@@ -182,21 +182,25 @@ end
 print(("async_inspect benchmarks, %s, %s"):format(os.date("!%Y-%m-%d %H:%M UTC"),
   (run("uname -srm"):gsub("\n", ""))))
 print(("cpu: %s"):format((run("grep -m1 'model name' /proc/cpuinfo"):match(":%s*(.-)%s*$") or "?")))
-local function other_bench(title, file, args)
+local function other_bench(title, file, args, env)
   local path = ROOT .. "/bench/" .. file
   local f = io.open(path)
   if not f then return end
   f:close()
   print()
   print(title .. " (bench/" .. file .. ")")
-  io.write(run(("%s %s %s 2>&1"):format(LUA, path, args or "")))
+  io.write(run(("%s%s %s %s 2>&1"):format(env or "", LUA, path, args or "")))
 end
 
 print()
 core_table()
+other_bench("Wall time in one process, the modes' blocks alternating", "alternate.lua",
+  quick and "10 100000 20000" or "30", ENV)
 memory_table()
 export_throughput()
 report_times()
 other_bench("luv scheduler against plain luv", "luv_bench.lua",
   quick and "--runs 1 --spawn 20000 --messages 100000" or "--runs 3")
+other_bench("luv scheduler against plain luv, one process", "luv_bench.lua",
+  quick and "--alternate --runs 2 --spawn 20000 --messages 100000" or "--alternate --runs 5")
 other_bench("Tracked locks and deadlock detection", "sync_bench.lua")
