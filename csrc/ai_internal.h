@@ -330,6 +330,7 @@ typedef struct ai_inspector {
   int cl_layout_ok;      /* LClosure proto layout verified at load */
   int value_layout_ok;   /* stack values read in place (tag, object), verified at load */
   unsigned char lcl_tag; /* the tag byte of a Lua closure, learnt at load */
+  unsigned char thread_tag; /* the tag byte of a thread, learnt at load */
   int state_layout_ok;   /* lua_State status/ci layout verified at load */
   int fast_sites;        /* both layouts hold: yield sites read inline */
   int trusted;           /* the trusted hook family is installed (luaopen): every

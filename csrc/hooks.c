@@ -85,10 +85,19 @@ struct value_prefix {
   unsigned char tt;
 };
 
-/* the value at index idx (> 0) of L's running function */
+/* the value at index idx (> 0, at most the top) of L's running function */
 static inline const struct value_prefix *value_at(lua_State *L, int idx) {
   return (const struct value_prefix *)(const void *)((const char *)state_of(L)->ci->func +
                                                      (size_t)idx * AI_SLOT);
+}
+
+/* lua_gettop in place; fast: the layouts hold */
+static inline __attribute__((always_inline)) int gettop_in(lua_State *L, int fast) {
+  if (fast) {
+    const struct state_prefix *s = state_of(L);
+    return (int)((s->top - (const char *)s->ci->func) / AI_SLOT) - 1;
+  }
+  return lua_gettop(L);
 }
 
 /* lua_checkstack(L, n) without the call where it would do nothing: room for
@@ -344,7 +353,7 @@ static int check_value_layout(ai_inspector *I, lua_State *L) {
   lua_pushcclosure(L, layout_yield, 1);
   top = lua_gettop(L);
   tag = value_at(L, top - 4)->tt;
-  ok = value_at(L, top)->gc == lua_topointer(L, top);
+  ok = value_at(L, top)->gc == lua_topointer(L, top) && gettop_in(L, 1) == top;
   for (i = top - 4; i <= top; i++) {
     int lua_fn = lua_isfunction(L, i) && !lua_iscfunction(L, i);
     ok = ok && (value_at(L, i)->tt == tag) == lua_fn &&
@@ -352,7 +361,27 @@ static int check_value_layout(ai_inspector *I, lua_State *L) {
   }
   lua_pop(L, 5);
   I->lcl_tag = tag;
+  /* a thread: its tag, unlike a Lua closure's, and its lua_State */
+  lua_pushthread(L);
+  I->thread_tag = value_at(L, lua_gettop(L))->tt;
+  ok = ok && I->thread_tag != tag && value_at(L, lua_gettop(L))->gc == (const void *)L;
+  lua_pushnil(L);
+  ok = ok && value_at(L, lua_gettop(L))->tt != I->thread_tag;
+  lua_pop(L, 2);
   return ok;
+}
+
+/* lua_tothread(L, 1) in place; top: L's top; fast: the layouts hold */
+static inline __attribute__((always_inline)) lua_State *first_thread(const ai_inspector *I,
+                                                                      lua_State *L, int top,
+                                                                      int fast) {
+  if (fast) {
+    const struct value_prefix *v;
+    if (top < 1) return NULL; /* beyond the top the stack holds leftovers */
+    v = value_at(L, 1);
+    return v->tt == I->thread_tag ? (lua_State *)(uintptr_t)v->gc : NULL;
+  }
+  return lua_tothread(L, 1);
 }
 
 /* top, stack_last, the frame's top and the slot size read through
@@ -964,12 +993,12 @@ int ai_resume_raw(ai_inspector *I, lua_State *L, lua_State *co, int narg, int *n
 }
 
 static inline __attribute__((always_inline)) int resume_hook(lua_State *L, int trusted) {
-  lua_State *co = lua_tothread(L, 1);
   ai_inspector *I = inspector_of(L, trusted);
-  int r;
+  int top = gettop_in(L, trusted), r;
+  lua_State *co = first_thread(I, L, top, trusted);
   luaL_argexpected(L, co, 1, I->co_typename);
-  if (l_likely(I->enabled)) r = resume_tracked(I, L, co, 1, lua_gettop(L) - 1, trusted, 1);
-  else r = auxresume(L, co, lua_gettop(L) - 1, 1, trusted);
+  if (l_likely(I->enabled)) r = resume_tracked(I, L, co, 1, top - 1, trusted, 1);
+  else r = auxresume(L, co, top - 1, 1, trusted);
   return ai_resume_results(L, r);
 }
 
@@ -997,8 +1026,9 @@ static inline __attribute__((always_inline)) lua_State *create(lua_State *L, int
 static inline __attribute__((always_inline)) int wrapped_hook(lua_State *L, int trusted) {
   ai_inspector *I = inspector_of(L, trusted);
   lua_State *co = lua_tothread(L, UV_WRAPPED);
-  int r = I->enabled ? resume_tracked(I, L, co, UV_WRAPPED, lua_gettop(L), trusted, 0)
-                     : auxresume(L, co, lua_gettop(L), 0, trusted);
+  int top = gettop_in(L, trusted);
+  int r = I->enabled ? resume_tracked(I, L, co, UV_WRAPPED, top, trusted, 0)
+                     : auxresume(L, co, top, 0, trusted);
   if (l_unlikely(r < 0)) {
     int stat = lua_status(co);
     if (stat != LUA_OK && stat != LUA_YIELD) { /* error in the coroutine */

@@ -1988,7 +1988,8 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
   lua_pushvalue(L, ins);
   lua_pushvalue(L, anchors);
   lua_pushvalue(L, watch);
-  I->trusted = I->reg.foreign == NULL && I->fast_sites && AI_CLOCK_TRUSTED_OK();
+  I->trusted = I->reg.foreign == NULL && I->fast_sites && I->value_layout_ok &&
+               AI_CLOCK_TRUSTED_OK();
   ai_push_hooks(L, I->trusted);
   for (i = AI_NHOOKS - 1; i >= 0; i--) lua_setfield(L, -(i + 2), ai_hook_names[i]);
   lua_setfield(L, -2, "hooks");
