@@ -91,6 +91,11 @@ static inline const struct value_prefix *value_at(lua_State *L, int idx) {
                                                      (size_t)idx * AI_SLOT);
 }
 
+/* the frame of ci runs a Lua function (its savedpc is a pc) */
+static inline int lua_frame(const ai_inspector *I, const struct ci_prefix *ci) {
+  return ((const struct value_prefix *)ci->func)->tt == I->lcl_tag;
+}
+
 /* lua_gettop in place; fast: the layouts hold */
 static inline __attribute__((always_inline)) int gettop_in(lua_State *L, int fast) {
   if (fast) {
@@ -200,21 +205,25 @@ ai_str ai_site_location(ai_inspector *I, lua_State *L, int level) {
   const void *pc;
   int is_c;
   ai_str loc;
-  if (!I->ci_layout_ok) return locate_slow(I, L, level, &is_c);
+  const struct ci_prefix *ci;
+  if (!I->ci_layout_ok || !I->value_layout_ok) return locate_slow(I, L, level, &is_c);
   if (I->state_layout_ok) { /* lua_getstack's walk, without the call */
-    const struct ci_prefix *ci = state_of(L)->ci;
     int n = level;
+    ci = state_of(L)->ci;
     while (n > 0 && ci->previous != NULL) {
       ci = (const struct ci_prefix *)ci->previous;
       n--;
     }
     /* the base CallInfo (no previous) is not a frame */
     if (n > 0 || ci->previous == NULL) return locate_slow(I, L, level - 1, &is_c);
-    pc = ci->savedpc;
   } else {
     if (!lua_getstack(L, level, &ar)) return locate_slow(I, L, level - 1, &is_c);
-    pc = frame_key(&ar);
+    ci = (const struct ci_prefix *)(const void *)ar.i_ci;
   }
+  /* a C frame's savedpc field is its continuation, often stale (set only by
+  ** a yieldable lua_callk): it is no key, the slow path finds the Lua frame */
+  if (!lua_frame(I, ci)) return locate_slow(I, L, level, &is_c);
+  pc = ci->savedpc;
   s = &I->sites[key_hash(pc)];
   if (l_likely(s->key == pc && s->epoch == I->epoch && pc != NULL)) return s->loc;
   loc = locate_slow(I, L, level, &is_c);
@@ -233,7 +242,7 @@ static inline __attribute__((always_inline)) ai_str yield_site(ai_inspector *I, 
                                                                int fast) {
   if (fast || l_likely(I->fast_sites)) {
     const struct ci_prefix *up = (const struct ci_prefix *)state_of(co)->ci->previous;
-    if (l_likely(up->previous != NULL)) {
+    if (l_likely(up->previous != NULL && lua_frame(I, up))) {
       const void *pc = up->savedpc;
       const ai_site *s = &I->sites[key_hash(pc)];
       if (l_likely(s->key == pc && s->epoch == I->epoch && pc != NULL)) return s->loc;
@@ -429,9 +438,10 @@ static int check_state_layout(lua_State *L) {
 int ai_hooks_check_layout(ai_inspector *I, lua_State *L) {
   I->state_layout_ok = check_state_layout(L);
   I->ci_layout_ok = check_ci_layout(L);
-  I->fast_sites = I->state_layout_ok && I->ci_layout_ok;
   I->cl_layout_ok = check_closure_layout(L);
   I->value_layout_ok = I->cl_layout_ok && I->ci_layout_ok && check_value_layout(I, L);
+  /* a site key is a Lua frame's pc: telling Lua frames needs the value layout */
+  I->fast_sites = I->state_layout_ok && I->ci_layout_ok && I->value_layout_ok;
   return I->ci_layout_ok && I->cl_layout_ok && I->state_layout_ok && I->value_layout_ok;
 }
 
@@ -1187,7 +1197,9 @@ static ai_str trace_frame(ai_inspector *I, lua_State *L, lua_Debug *ar) {
   const void *pc = NULL;
   ai_str loc;
   int n;
-  if (I->ci_layout_ok) {
+  /* only a Lua frame's saved pc is a key (a C frame's is a stale continuation) */
+  if (I->ci_layout_ok && I->value_layout_ok &&
+      lua_frame(I, (const struct ci_prefix *)(const void *)ar->i_ci)) {
     pc = frame_key(ar);
     s = &I->sites[key_hash(pc)];
     if (s->key == pc && s->epoch == I->epoch && pc != NULL) return s->loc;

@@ -3,6 +3,7 @@
 
 local ai = require "async_inspect"
 local markers = require "spec.support.markers"
+local env = require "spec.helpers.env"
 
 local THIS = "spec/core_spec.lua"
 
@@ -168,6 +169,38 @@ describe("tasks", function()
     local co4 = create(body)
     assert.is_nil(core.spawned(co4, 1))
     ai.enable()
+  end)
+
+  it("locates a coroutine created from a C function at the Lua line that called it", function()
+    -- A C frame's saved-pc field is a stale continuation: here the one a Lua function
+    -- (a tail call keeps the pc of its call) left in the same CallInfo, whose site is in the
+    -- cache. Run in a plain lua5.4: busted's own frames hide the reuse.
+    local script = table.concat({
+      'local ai = require "async_inspect"',
+      'local function lua_creates() return coroutine.create(function() end) end',
+      'local list = { function() end, function() end }',
+      'local out = {}',
+      'for _ = 1, 3 do',
+      '  lua_creates()',
+      '  table.sort(list, coroutine.create)', -- sort calls create: the caller is C
+      '  local tasks = ai.tasks()',
+      '  out[#out + 1] = tasks[#tasks - 1].created_at .. " " .. tasks[#tasks].created_at',
+      'end',
+      'io.write(table.concat(out, ","))',
+    }, "\n")
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(script)
+    f:close()
+    local p = assert(io.popen(env.shell_lua() .. " " .. path .. " 2>&1"))
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    local name = path:match("[^/]+$")
+    local want = {}
+    for i = 1, 3 do want[i] = name .. ":2 " .. name .. ":7" end
+    out = out:gsub("[^ ,]*/" .. name:gsub("%p", "%%%0"), name)
+    assert.are.equal(table.concat(want, ","), out)
   end)
 
   it("uses the private-layout fast paths on this Lua, verified against the API at load", function()
