@@ -332,7 +332,8 @@ typedef struct ai_inspector {
   unsigned char lcl_tag; /* the tag byte of a Lua closure, learnt at load */
   unsigned char thread_tag; /* the tag byte of a thread, learnt at load */
   int state_layout_ok;   /* lua_State status/ci layout verified at load */
-  int fast_sites;        /* both layouts hold: yield sites read inline */
+  int fast_sites;        /* every private layout holds (value_layout_ok implies the
+                            CallInfo and closure ones): sites read inline */
   int trusted;           /* the trusted hook family is installed (luaopen): every
                             fast path's condition holds */
   char co_typename[16];  /* "coroutine" or "thread", as this Lua says it */

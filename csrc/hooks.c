@@ -194,19 +194,33 @@ static inline uint32_t key_hash(const void *key) {
   return (uint32_t)((p >> 2) ^ (p >> 13)) & (AI_SITE_CACHE - 1);
 }
 
+/* the caches of locations (sites by a Lua frame's saved pc, definitions by
+** prototype): an entry is valid for one GC epoch, so code freed by a
+** collection cannot hand its address, and a stale location, to new code */
+static inline const ai_site *cache_hit(const ai_inspector *I, const ai_site *cache,
+                                       const void *key) {
+  const ai_site *s = &cache[key_hash(key)];
+  return (s->key == key && s->epoch == I->epoch && key != NULL) ? s : NULL;
+}
+
+static void cache_put(ai_inspector *I, ai_site *cache, const void *key, ai_str loc) {
+  ai_site *s = &cache[key_hash(key)];
+  s->key = key;
+  s->epoch = I->epoch;
+  s->loc = loc;
+}
+
 /* where the frame at `level` of L stands now: for a suspended coroutine
 ** level 1 is the caller of the yielding C function; for a running thread
-** inside a hook level 1 is the Lua caller. Cached by the frame's saved pc;
-** an entry is valid for one GC epoch, so code freed by a collection cannot
-** hand its address, and a stale location, to new code. */
+** inside a hook level 1 is the Lua caller. Cached by the frame's saved pc. */
 ai_str ai_site_location(ai_inspector *I, lua_State *L, int level) {
   lua_Debug ar;
-  ai_site *s;
+  const ai_site *s;
   const void *pc;
   int is_c;
   ai_str loc;
   const struct ci_prefix *ci;
-  if (!I->ci_layout_ok || !I->value_layout_ok) return locate_slow(I, L, level, &is_c);
+  if (!I->value_layout_ok) return locate_slow(I, L, level, &is_c); /* implies ci_layout_ok */
   if (I->state_layout_ok) { /* lua_getstack's walk, without the call */
     int n = level;
     ci = state_of(L)->ci;
@@ -224,28 +238,23 @@ ai_str ai_site_location(ai_inspector *I, lua_State *L, int level) {
   ** a yieldable lua_callk): it is no key, the slow path finds the Lua frame */
   if (!lua_frame(I, ci)) return locate_slow(I, L, level, &is_c);
   pc = ci->savedpc;
-  s = &I->sites[key_hash(pc)];
-  if (l_likely(s->key == pc && s->epoch == I->epoch && pc != NULL)) return s->loc;
+  if (l_likely((s = cache_hit(I, I->sites, pc)) != NULL)) return s->loc;
   loc = locate_slow(I, L, level, &is_c);
-  if (!is_c && pc != NULL) { /* C frames share keys: never cached */
-    s->key = pc;
-    s->epoch = I->epoch;
-    s->loc = loc;
-  }
+  if (!is_c && pc != NULL) cache_put(I, I->sites, pc, loc); /* C frames share keys */
   return loc;
 }
 
-/* the hot path's yield location: the cache hit inline (three loads to the
-** saved pc of the yielding frame's caller, one probe); anything else goes
-** through ai_site_location */
-static inline __attribute__((always_inline)) ai_str yield_site(ai_inspector *I, lua_State *co,
-                                                               int fast) {
+/* where the caller of co's running C function stands: a suspended
+** coroutine's yield site, or a hook's caller. The cache hit inline (three
+** loads to the caller's saved pc, one probe); anything else goes through
+** ai_site_location */
+static inline __attribute__((always_inline)) ai_str caller_site(ai_inspector *I, lua_State *co,
+                                                                int fast) {
   if (fast || l_likely(I->fast_sites)) {
     const struct ci_prefix *up = (const struct ci_prefix *)state_of(co)->ci->previous;
     if (l_likely(up->previous != NULL && lua_frame(I, up))) {
-      const void *pc = up->savedpc;
-      const ai_site *s = &I->sites[key_hash(pc)];
-      if (l_likely(s->key == pc && s->epoch == I->epoch && pc != NULL)) return s->loc;
+      const ai_site *s = cache_hit(I, I->sites, up->savedpc);
+      if (l_likely(s != NULL)) return s->loc;
     }
   }
   return ai_site_location(I, co, 1);
@@ -256,7 +265,7 @@ static inline __attribute__((always_inline)) ai_str yield_site(ai_inspector *I, 
 ** index is read in place when the layouts allow (no API call on a hit). */
 ai_str ai_function_location(ai_inspector *I, lua_State *L, int idx) {
   lua_Debug ar;
-  ai_site *s = NULL;
+  const ai_site *s;
   const void *proto = NULL;
   ai_str loc;
   if (l_likely(I->value_layout_ok && idx > 0) && value_at(L, idx)->tt == I->lcl_tag) {
@@ -265,18 +274,11 @@ ai_str ai_function_location(ai_inspector *I, lua_State *L, int idx) {
     if (lua_iscfunction(L, idx)) return ai_strings_intern(I->strings, "[C]", 3, 1);
     if (I->cl_layout_ok) proto = proto_key(L, idx);
   }
-  if (proto != NULL) {
-    s = &I->protos[key_hash(proto)];
-    if (l_likely(s->key == proto && s->epoch == I->epoch)) return s->loc;
-  }
+  if (l_likely((s = cache_hit(I, I->protos, proto)) != NULL)) return s->loc;
   lua_pushvalue(L, idx);
   if (!lua_getinfo(L, ">S", &ar)) return 0;
   loc = intern_location(I, ar.short_src, ar.linedefined);
-  if (s != NULL) {
-    s->key = proto;
-    s->epoch = I->epoch;
-    s->loc = loc;
-  }
+  if (proto != NULL) cache_put(I, I->protos, proto, loc);
   return loc;
 }
 
@@ -441,8 +443,8 @@ int ai_hooks_check_layout(ai_inspector *I, lua_State *L) {
   I->cl_layout_ok = check_closure_layout(L);
   I->value_layout_ok = I->cl_layout_ok && I->ci_layout_ok && check_value_layout(I, L);
   /* a site key is a Lua frame's pc: telling Lua frames needs the value layout */
-  I->fast_sites = I->state_layout_ok && I->ci_layout_ok && I->value_layout_ok;
-  return I->ci_layout_ok && I->cl_layout_ok && I->state_layout_ok && I->value_layout_ok;
+  I->fast_sites = I->state_layout_ok && I->value_layout_ok; /* every layout */
+  return I->fast_sites;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -501,9 +503,7 @@ ai_task *ai_track(ai_inspector *I, lua_State *L, lua_State *co, int fn_idx, int 
   t = ai_registry_add(&I->reg, co, ai_current_task(I, L), now);
   if (t == NULL) return NULL;
   if (fn_idx != 0) t->created_fn = ai_function_location(I, L, fn_idx);
-  /* level 1, a hook's caller: the yield path's inline cache probe serves,
-  ** the caller's CallInfo being the one below the hook's */
-  if (site_level == 1) t->created_at = yield_site(I, L, 0);
+  if (site_level == 1) t->created_at = caller_site(I, L, 0); /* a hook's caller */
   else if (site_level > 1) t->created_at = ai_site_location(I, L, site_level);
   if (l_unlikely(I->creation_traces) && site_level > 0) ai_capture_creation(I, L, t, site_level);
   ai_timeline_push(&I->tl, AI_EV_SPAWN, t->id, t->parent, t->created_at, 0, now);
@@ -942,7 +942,7 @@ resume_end(ai_inspector *I, lua_State *L, lua_State *co, int co_idx,
       loc = p.loc;
       label = p.label;
     }
-    if (loc == 0 && I->locations) loc = yield_site(I, co, fast);
+    if (loc == 0 && I->locations) loc = caller_site(I, co, fast);
     t->where = loc;
     if (l_unlikely(t->await_label != 0)) ai_strings_release(I->strings, t->await_label);
     t->await_label = label;
@@ -1193,26 +1193,20 @@ void ai_hooks_learn_typename(ai_inspector *I, lua_State *L) {
 ** permanent "[C]: in function 'name'" text, bounded by the program's code */
 static ai_str trace_frame(ai_inspector *I, lua_State *L, lua_Debug *ar) {
   char buf[LUA_IDSIZE + 32];
-  ai_site *s = NULL;
+  const ai_site *s;
   const void *pc = NULL;
   ai_str loc;
   int n;
   /* only a Lua frame's saved pc is a key (a C frame's is a stale continuation) */
-  if (I->ci_layout_ok && I->value_layout_ok &&
-      lua_frame(I, (const struct ci_prefix *)(const void *)ar->i_ci)) {
+  if (I->value_layout_ok && lua_frame(I, (const struct ci_prefix *)(const void *)ar->i_ci)) {
     pc = frame_key(ar);
-    s = &I->sites[key_hash(pc)];
-    if (s->key == pc && s->epoch == I->epoch && pc != NULL) return s->loc;
+    if ((s = cache_hit(I, I->sites, pc)) != NULL) return s->loc;
   }
   if (!lua_getinfo(L, "Sln", ar)) return 0;
   if (ar->currentline >= 0) {
     loc = intern_location(I, ar->short_src, ar->currentline);
     locfn_set(I, loc, frame_name(ar, buf, sizeof buf));
-    if (s != NULL && pc != NULL) { /* a Lua frame: cacheable like a yield site */
-      s->key = pc;
-      s->epoch = I->epoch;
-      s->loc = loc;
-    }
+    if (pc != NULL) cache_put(I, I->sites, pc, loc); /* a Lua frame: as a yield site */
     return loc;
   }
   if (ar->name != NULL) n = snprintf(buf, sizeof buf, "[C]: in function '%.60s'", ar->name);

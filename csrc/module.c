@@ -225,22 +225,22 @@ static ai_str check_text(lua_State *L, ai_inspector *I, int arg, size_t max) {
   return id;
 }
 
-/* name(co_or_id, name) -> true when a record was named */
-static int l_name(lua_State *L) {
-  ai_inspector *I = inspector(L);
-  ai_task *t = check_task(L, I, 1);
-  ai_str name;
-  luaL_checkstring(L, 2);
-  if (t == NULL) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  name = check_text(L, I, 2, 1024);
+/* t is named by the string at arg: in the record and by a name event */
+static void name_task(lua_State *L, ai_inspector *I, ai_task *t, int arg) {
+  ai_str name = check_text(L, I, arg, 1024);
   ai_strings_release(I->strings, t->name);
   t->name = name;
   ai_strings_ref(I->strings, name); /* one for the record, one for the event */
   ai_timeline_push(&I->tl, AI_EV_NAME, t->id, 0, name, 0, ai_now());
-  lua_pushboolean(L, 1);
+}
+
+/* name(co_or_id, name) -> true when a record was named */
+static int l_name(lua_State *L) {
+  ai_inspector *I = inspector(L);
+  ai_task *t = check_task(L, I, 1);
+  luaL_checkstring(L, 2);
+  if (t != NULL) name_task(L, I, t, 2);
+  lua_pushboolean(L, t != NULL);
   return 1;
 }
 
@@ -478,8 +478,7 @@ static int l_stats(lua_State *L) {
   set_int(L, "event_bytes", (lua_Integer)sizeof(ai_event));
   lua_pushboolean(L, ai_clock_uses_tsc());
   lua_setfield(L, -2, "clock_tsc");
-  lua_pushboolean(L, I->ci_layout_ok && I->cl_layout_ok && I->state_layout_ok &&
-                     I->value_layout_ok);
+  lua_pushboolean(L, I->fast_sites); /* every private layout verified */
   lua_setfield(L, -2, "fast_locations");
   return 1;
 }
@@ -841,24 +840,20 @@ static int l_spawned(lua_State *L) {
   luaL_argcheck(L, level >= 1 && level < 1000, 2, "level out of range");
   if (fn_idx != 0) luaL_checktype(L, 3, LUA_TFUNCTION);
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TSTRING);
-  t = I->enabled ? ai_registry_of(&I->reg, co) : NULL;
-  if (t != NULL) {
+  if (!I->enabled) {
+    t = NULL;
+  } else if ((t = ai_registry_of(&I->reg, co)) != NULL) { /* created through the hooks */
     relocate_spawn(I, L, t, (int)level + 1);
     if (fn_idx != 0) t->created_fn = ai_function_location(I, L, fn_idx);
-  } else if (I->enabled && co != L && (t = ai_adopt(I, L, co, (int)level + 1, fn_idx)) != NULL) {
-    if (!lua_toboolean(L, 5)) ai_watch(I, L, 1, t); /* only if it never ran */
+  } else if (co != L && (t = ai_adopt(I, L, co, (int)level + 1, fn_idx)) != NULL &&
+             !lua_toboolean(L, 5)) {
+    ai_watch(I, L, 1, t); /* only if it never ran */
   }
   if (t == NULL) {
     lua_pushnil(L);
     return 1;
   }
-  if (!lua_isnoneornil(L, 4)) { /* as l_name: one reference for the record, one for the event */
-    ai_str name = check_text(L, I, 4, 1024);
-    ai_strings_release(I->strings, t->name);
-    t->name = name;
-    ai_strings_ref(I->strings, name);
-    ai_timeline_push(&I->tl, AI_EV_NAME, t->id, 0, name, 0, ai_now());
-  }
+  if (!lua_isnoneornil(L, 4)) name_task(L, I, t, 4);
   lua_pushinteger(L, (lua_Integer)t->id);
   return 1;
 }
@@ -1988,8 +1983,7 @@ __attribute__((visibility("default"))) int luaopen_async_inspect_core(lua_State 
   lua_pushvalue(L, ins);
   lua_pushvalue(L, anchors);
   lua_pushvalue(L, watch);
-  I->trusted = I->reg.foreign == NULL && I->fast_sites && I->value_layout_ok &&
-               AI_CLOCK_TRUSTED_OK();
+  I->trusted = I->reg.foreign == NULL && I->fast_sites && AI_CLOCK_TRUSTED_OK();
   ai_push_hooks(L, I->trusted);
   for (i = AI_NHOOKS - 1; i >= 0; i--) lua_setfield(L, -(i + 2), ai_hook_names[i]);
   lua_setfield(L, -2, "hooks");
