@@ -10,7 +10,8 @@
 --
 -- With --alternate both programs run in this one process instead, in turn, --runs
 -- times each: the plain one with async_inspect's hooks uninstalled (Lua's own
--- coroutine functions), so both share the process's luck; best and median ratios.
+-- coroutine functions), so both share the process's luck; best and median ratios,
+-- then the live memory a queued task holds in each.
 --
 -- Usage: lua5.4 bench/luv_bench.lua [--runs N] [--spawn N] [--messages N] [--json] [--alternate]
 -- (LUA_PATH_5_4 / LUA_CPATH_5_4 as for the specs; `make bench` sets them)
@@ -161,6 +162,24 @@ local function measure(mode, case, n)
   return (uv.hrtime() - t0) / 1e9
 end
 
+-- live Lua memory a queued task holds (bytes), 20,000 tasks spawned and not yet run
+local function memory_per_task(mode)
+  local rt = mode == "tracked" and tracked_runtime() or plain_runtime()
+  local n, per = 20000, nil
+  rt.run(function()
+    collectgarbage()
+    collectgarbage()
+    local before = collectgarbage("count")
+    local handles = {}
+    for i = 1, n do handles[i] = rt.spawn(function() return i end) end
+    collectgarbage()
+    collectgarbage()
+    per = (collectgarbage("count") - before) * 1024 / n
+    for i = 1, n do rt.join(handles[i]) end
+  end)
+  return per
+end
+
 -- the driver: fresh processes, alternating -----------------------------------------------------
 
 local function parse(args)
@@ -169,6 +188,7 @@ local function parse(args)
   while i <= #args do
     local a = args[i]
     if a == "--child" then o.child = { args[i + 1], args[i + 2], tonumber(args[i + 3]) }; i = i + 3
+    elseif a == "--memory-child" then o.memory_child = args[i + 1]; i = i + 1
     elseif a == "--json" then o.json = true
     elseif a == "--alternate" then o.alternate = true
     elseif a == "--runs" or a == "--spawn" or a == "--messages" then
@@ -202,6 +222,21 @@ local function median(xs)
   return xs[(#xs + 1) // 2]
 end
 
+-- the memory each program's queued task holds, each measured in a fresh process (so
+-- that both grow their tables from nothing)
+local function memory_line()
+  local script = debug.getinfo(1, "S").source:sub(2)
+  local per = {}
+  for _, mode in ipairs({ "plain", "tracked" }) do
+    local p = assert(io.popen(string.format("lua5.4 %q --memory-child %s", script, mode)))
+    local out = p:read("a")
+    p:close()
+    per[mode] = assert(tonumber(out:match("bytes=(%S+)")), "memory child failed: " .. out)
+  end
+  return string.format("live memory a queued task holds (fresh processes): plain %.0f B, tracked %.0f B "
+    .. "(the coroutine's own included; the core's records are outside Lua's heap)", per.plain, per.tracked)
+end
+
 -- both programs in this process, in turn; plain runs with the hooks uninstalled
 local function alternate(o)
   local ai = require "async_inspect"
@@ -224,6 +259,7 @@ local function alternate(o)
     print(string.format("%-10s %10d %11.3fs %11.3fs %7.2fx %7.2fx  %s", case, n, bp, bt, ratio,
       median(times.tracked) / median(times.plain), ratio <= 1.3 and "<= 1.3x ok" or "> 1.3x MISSED"))
   end
+  print(memory_line())
 end
 
 local function main(args)
@@ -231,6 +267,10 @@ local function main(args)
   if o.child then
     local mode, case, n = o.child[1], o.child[2], o.child[3]
     io.write(string.format("seconds=%.6f\n", measure(mode, case, n)))
+    return
+  end
+  if o.memory_child then
+    io.write(string.format("bytes=%.1f\n", memory_per_task(o.memory_child)))
     return
   end
   if o.alternate then return alternate(o) end
@@ -259,6 +299,7 @@ local function main(args)
     print(string.format("%-10s %10d %11.3fs %11.3fs %7.2fx  %s", r.case, r.n, r.plain, r.tracked,
       r.ratio, r.ratio <= 1.3 and "<= 1.3x ok" or "> 1.3x MISSED"))
   end
+  print(memory_line())
 end
 
 if ... == "luv_bench" then -- required: expose the parts (for profiling)

@@ -571,30 +571,35 @@ void ai_wg_recheck(ai_wg *G);
 /* ---- sched.c: the ready queue and task states of async_inspect.luv ---- */
 /* A scheduler and each of its tasks are userdata made by the bindings
 ** (module.c); the Lua scheduler keeps the slow paths, called back through
-** the scheduler's uservalues. */
+** the scheduler's uservalues. A task's state is its handle: one object per
+** task, whose Lua fields are served by sched_fields (module.c). */
 enum ai_stask_flags {
   AI_ST_DONE = 1,     /* ended (completed, failed, cancelled) */
   AI_ST_STARTED = 2,  /* its first resume happened */
   AI_ST_ADOPTED = 4,  /* a coroutine not spawned by the scheduler */
   AI_ST_MAIN = 8,     /* the main thread (adopted) */
-  AI_ST_UNDO = 16,    /* the handle holds an undo of its wait, cleared at resume */
-  AI_ST_WAITS = 32    /* the wait text uservalue is set */
+  AI_ST_UNDO = 16,    /* its fields hold an undo of its wait, cleared at resume */
+  AI_ST_WAITS = 32,   /* the wait text uservalue is set */
+  AI_ST_OBSERVED = 64 /* its outcome was taken (joined), or nobody need see it */
 };
-/* uservalues of a task's state */
+/* how a task ended (ai_stask.done) */
+enum { AI_SD_NONE, AI_SD_COMPLETED, AI_SD_FAILED, AI_SD_CANCELLED };
+/* uservalues of a task */
 enum {
-  AI_ST_REC = 1,  /* the Lua handle */
-  AI_ST_VAL,      /* the value of the pending wake (packed table when several) */
+  AI_ST_VAL = 1,  /* before the first resume: the body and its arguments; then
+                  ** the value of the pending wake (packed table when several);
+                  ** once completed: its results (the same way) */
   AI_ST_WAIT,     /* what it waits for (text, reports only) */
-  AI_ST_FN,       /* the body, until the first resume */
-  AI_ST_ARGS,     /* its arguments (packed), until the first resume */
-  AI_ST_CO,       /* the coroutine (the handle holds it too) */
-  AI_ST_SCHED,    /* the scheduler (kept alive by its tasks) */
-  AI_ST_NUV = AI_ST_SCHED
+  AI_ST_CO,       /* the coroutine */
+  AI_ST_TITLE,    /* its name, as given to spawn */
+  AI_ST_EXT,      /* a table of the scheduler's other fields, made on first use */
+  AI_ST_NUV = AI_ST_EXT
 };
-/* uservalues of a scheduler: the queue, then the Lua slow paths */
+/* uservalues of a scheduler: the metatables of its tasks, then the Lua
+** slow paths (its ring is in the registry) */
 enum {
-  AI_SC_QUEUE = 1,   /* table used as a ring of task states */
-  AI_SC_CLASS,       /* the metatable of its handles */
+  AI_SC_CLASS = 1,   /* the metatable of its handles */
+  AI_SC_ADOPTED,     /* the metatable of the coroutines it adopts */
   AI_SC_START_IDLE,  /* () the queue got its first entry */
   AI_SC_FAILED,      /* (handle, err) a resume of ours raised */
   AI_SC_RAW,         /* (handle) it yielded outside the helpers */
@@ -603,24 +608,30 @@ enum {
   AI_SC_NUV = AI_SC_SPURIOUS
 };
 
+/* A scheduler is anchored in the registry for good: its tasks point at it,
+** and the ring is reached from there without a uservalue per task. */
 typedef struct ai_sched {
   const void *magic;         /* ai_sched_magic */
   ai_inspector *I;
+  int self_ref, queue_ref;   /* registry references: the scheduler, its ring */
   uint32_t head, count, cap; /* the ring: slot i at index i + 1, cap a power of two */
   uint32_t grown;            /* times the ring was replaced by a bigger one */
   int idle;                  /* the Lua side runs an idle handle that drains */
 } ai_sched;
 
 typedef struct ai_stask {
-  const void *magic;     /* ai_stask_magic: tells a task state from other userdata */
+  const void *magic;     /* ai_stask_magic: tells a task from other userdata */
   ai_sched *sched;
   lua_State *co;         /* the coroutine, kept alive by the AI_ST_CO uservalue */
   uint64_t gen;          /* resumes by the scheduler so far */
   uint64_t qgen;         /* gen the pending wake is for (UINT64_MAX: none yet) */
   uint64_t wgen;         /* gen when it last waited in a helper (UINT64_MAX: never) */
+  uint64_t tid;          /* its id in the core (0: not tracked) */
   ai_str qkind;          /* wake kind of the pending wake (reference held) */
   int qn;                /* values of the pending wake */
+  int nres;              /* results of a completed task */
   uint8_t flags;
+  uint8_t done;          /* AI_SD_* */
 } ai_stask;
 
 /* their addresses mark schedulers and task states: checking one costs less
@@ -635,7 +646,7 @@ static inline ai_sched *ai_sched_at(lua_State *L, int idx) {
     return NULL;
   return S;
 }
-/* the task state at idx, or NULL when the value is something else */
+/* the task at idx, or NULL when the value is something else */
 static inline ai_stask *ai_sched_task_at(lua_State *L, int idx) {
   ai_stask *s = (ai_stask *)lua_touserdata(L, idx);
   if (s == NULL || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *s ||

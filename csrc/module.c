@@ -945,7 +945,7 @@ static int l_sched_yield(lua_State *L) {
 }
 
 /* ---------------------------------------------------------------------- */
-/* async_inspect.luv's ready queue and task states (sched.c)                */
+/* async_inspect.luv's ready queue and tasks (sched.c)                      */
 /* ---------------------------------------------------------------------- */
 static ai_stask *check_stask(lua_State *L, int arg) {
   ai_stask *s = ai_sched_task_at(L, arg);
@@ -969,94 +969,213 @@ static int check_values(lua_State *L, int arg, int *vidx) {
   return (int)n;
 }
 
-/* sched_new(class, start_idle, failed, raw, main, spurious) -> a scheduler:
-** class is the metatable of its handles, the functions its slow paths
-** (ai_internal.h, AI_SC_*) */
+/* sched_new(class, adopted_class, start_idle, failed, raw, main, spurious)
+** -> a scheduler: class is the metatable of its tasks, adopted_class that of
+** the coroutines it adopts, the functions its slow paths (ai_internal.h,
+** AI_SC_*). It is anchored in the registry for good: its tasks point at it. */
 static int l_sched_new(lua_State *L) {
   ai_inspector *I = inspector(L);
   ai_sched *S;
   int i;
   luaL_checktype(L, 1, LUA_TTABLE);
-  for (i = 2; i <= AI_SC_NUV - 1; i++) luaL_checktype(L, i, LUA_TFUNCTION);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  for (i = 3; i <= AI_SC_NUV; i++) luaL_checktype(L, i, LUA_TFUNCTION);
+  lua_settop(L, AI_SC_NUV);
   S = (ai_sched *)lua_newuserdatauv(L, sizeof *S, AI_SC_NUV);
   ai_sched_init(S, I);
-  lua_createtable(L, (int)S->cap, 0);
-  lua_setiuservalue(L, -2, AI_SC_QUEUE);
-  for (i = 1; i <= AI_SC_NUV - 1; i++) {
+  for (i = 1; i <= AI_SC_NUV; i++) {
     lua_pushvalue(L, i);
-    lua_setiuservalue(L, -2, i + 1);
+    lua_setiuservalue(L, -2, i);
   }
+  lua_createtable(L, (int)S->cap, 0);
+  S->queue_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, -1);
+  S->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
 }
 
-/* a new task state of scheduler S for handle and co */
-static ai_stask *new_stask(lua_State *L, ai_sched *S, int sched_arg, uint8_t flags) {
+/* a new task of the scheduler at 1 for the coroutine at co_arg, with the
+** core's id at tid_arg (nil: untracked); its metatable is the scheduler's
+** class, or its adopted class */
+static ai_stask *new_task(lua_State *L, ai_sched *S, int co_arg, int tid_arg, uint8_t flags) {
   ai_stask *s;
-  lua_State *co = lua_tothread(L, sched_arg + 2);
-  luaL_checktype(L, sched_arg + 1, LUA_TTABLE);
-  luaL_argexpected(L, co != NULL, sched_arg + 2, "coroutine");
+  lua_State *co = lua_tothread(L, co_arg);
+  lua_Integer tid = 0;
+  luaL_argexpected(L, co != NULL, co_arg, "coroutine");
+  if (!lua_isnoneornil(L, tid_arg)) {
+    tid = luaL_checkinteger(L, tid_arg);
+    luaL_argcheck(L, tid > 0, tid_arg, "task id expected");
+  }
   s = (ai_stask *)lua_newuserdatauv(L, sizeof *s, AI_ST_NUV);
   s->magic = &ai_stask_magic;
   s->sched = S;
   s->co = co;
   s->gen = 0;
   s->wgen = s->qgen = UINT64_MAX; /* never waited, nothing pending */
+  s->tid = (uint64_t)tid;
   s->qkind = 0;
-  s->qn = 0;
+  s->qn = s->nres = 0;
   s->flags = flags;
-  lua_pushvalue(L, sched_arg + 1);
-  lua_setiuservalue(L, -2, AI_ST_REC);
-  lua_pushvalue(L, sched_arg + 2); /* s->co stays valid whatever the handle does */
+  s->done = AI_SD_NONE;
+  lua_pushvalue(L, co_arg); /* s->co stays valid whatever the program does */
   lua_setiuservalue(L, -2, AI_ST_CO);
-  lua_pushvalue(L, sched_arg);
-  lua_setiuservalue(L, -2, AI_ST_SCHED);
+  lua_getiuservalue(L, 1, (flags & AI_ST_ADOPTED) ? AI_SC_ADOPTED : AI_SC_CLASS);
+  lua_setmetatable(L, -2);
   return s;
 }
 
-/* sched_spawn(S, handle, co, kind, fn, ...) -> state: a task whose first
-** resume, (handle, fn, ...), is queued; the handle gets the scheduler's
-** class as its metatable */
+/* the first resume's function and arguments, from first_arg to the top, in
+** the task's value slot: the body alone, or packed (count at [0], body at
+** [1], then the arguments) */
+static void hold_start(lua_State *L, int sidx, int first_arg, int last_arg) {
+  int nargs = last_arg - first_arg, i;
+  if (nargs == 0) {
+    lua_pushvalue(L, first_arg);
+  } else {
+    lua_createtable(L, nargs + 1, 1);
+    for (i = 0; i <= nargs; i++) {
+      lua_pushvalue(L, first_arg + i);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushinteger(L, nargs);
+    lua_rawseti(L, -2, 0);
+  }
+  lua_setiuservalue(L, sidx, AI_ST_VAL);
+}
+
+/* sched_spawn(S, co, tid, name, kind, fn, ...) -> task: the handle of a task
+** whose first resume, (task, fn, ...), is queued */
 static int l_sched_spawn(lua_State *L) {
   ai_inspector *I = inspector(L);
   ai_sched *S = check_sched(L, 1);
   ai_stask *s;
-  int sidx, nargs = lua_gettop(L) - 5, i;
-  luaL_argexpected(L, is_text(L, 4), 4, "string or pinned text");
-  luaL_checktype(L, 5, LUA_TFUNCTION);
-  s = new_stask(L, S, 1, 0);
+  int top = lua_gettop(L), sidx;
+  luaL_argexpected(L, lua_isnoneornil(L, 4) || lua_type(L, 4) == LUA_TSTRING, 4, "string or nil");
+  luaL_argexpected(L, is_text(L, 5), 5, "string or pinned text");
+  luaL_checktype(L, 6, LUA_TFUNCTION);
+  s = new_task(L, S, 2, 3, 0);
   sidx = lua_gettop(L);
-  ai_watch_held(I, s->co); /* its state, queued until it runs, holds co */
-  lua_pushvalue(L, 5);
-  lua_setiuservalue(L, sidx, AI_ST_FN);
-  if (nargs > 0) { /* packed with their count at [0] (no hashed field) */
-    lua_createtable(L, nargs, 0);
-    for (i = 1; i <= nargs; i++) {
-      lua_pushvalue(L, 5 + i);
-      lua_rawseti(L, -2, i);
-    }
-    lua_pushinteger(L, nargs);
-    lua_rawseti(L, -2, 0);
-    lua_setiuservalue(L, sidx, AI_ST_ARGS);
+  ai_watch_held(I, s->co); /* the task, queued until it runs, holds co */
+  if (!lua_isnoneornil(L, 4)) {
+    lua_pushvalue(L, 4);
+    lua_setiuservalue(L, sidx, AI_ST_TITLE);
   }
-  lua_getiuservalue(L, 1, AI_SC_CLASS);
-  lua_setmetatable(L, 2);
-  ai_sched_enqueue(L, s, sidx, 0, sched_text(L, I, 4), 0, 0);
+  hold_start(L, sidx, 6, top);
+  ai_sched_enqueue(L, s, sidx, 0, sched_text(L, I, 5), 0, 0);
   lua_settop(L, sidx);
   return 1;
 }
 
-/* sched_adopt(S, handle, co [, main]) -> state of a coroutine the
-** scheduler did not spawn (main: the main thread) */
+/* sched_adopt(S, co, tid [, main]) -> the scheduler's state of a coroutine
+** it did not spawn (main: the main thread) */
 static int l_sched_adopt(lua_State *L) {
   ai_sched *S;
   (void)inspector(L);
   S = check_sched(L, 1);
   lua_settop(L, 4);
-  new_stask(L, S, 1, (uint8_t)(AI_ST_ADOPTED | AI_ST_STARTED | (lua_toboolean(L, 4) ? AI_ST_MAIN : 0)));
+  new_task(L, S, 2, 3, (uint8_t)(AI_ST_ADOPTED | AI_ST_STARTED | (lua_toboolean(L, 4) ? AI_ST_MAIN : 0)));
   return 1;
 }
 
-/* sched_wake(s, kind, n [, value]) -> false when the task has ended, else
+/* The fields of a task, as its metatable serves them (sched_fields): a few
+** live in the task itself and are read-only but `observed`; any other goes
+** to a table made on first use. Methods come first: a field never hides one. */
+enum task_field { F_OTHER, F_CO, F_TITLE, F_TID, F_DONE, F_OBSERVED, F_ADOPTED, F_MAIN };
+
+static int is_key(const char *k, size_t len, const char *name, size_t name_len) {
+  return len == name_len && memcmp(k, name, len) == 0;
+}
+#define IS_KEY(k, len, lit) is_key(k, len, "" lit, sizeof(lit) - 1)
+
+static enum task_field field_of(lua_State *L, int arg) {
+  size_t len;
+  const char *k;
+  if (lua_type(L, arg) != LUA_TSTRING) return F_OTHER;
+  k = lua_tolstring(L, arg, &len);
+  switch (k[0]) {
+    case 'c': return IS_KEY(k, len, "co") ? F_CO : F_OTHER;
+    case 't': return IS_KEY(k, len, "tid") ? F_TID : IS_KEY(k, len, "title") ? F_TITLE : F_OTHER;
+    case 'd': return IS_KEY(k, len, "done") ? F_DONE : F_OTHER;
+    case 'o': return IS_KEY(k, len, "observed") ? F_OBSERVED : F_OTHER;
+    case 'a': return IS_KEY(k, len, "adopted") ? F_ADOPTED : F_OTHER;
+    case 'm': return IS_KEY(k, len, "main") ? F_MAIN : F_OTHER;
+    default: return F_OTHER;
+  }
+}
+
+/* true, or nil as an unset field would be */
+static void push_flag(lua_State *L, int set) {
+  if (set) lua_pushboolean(L, 1);
+  else lua_pushnil(L);
+}
+
+static const char *const done_names[] = {"completed", "failed", "cancelled", NULL};
+
+/* __index(task, key): upvalue 1 holds the methods */
+static int task_index(lua_State *L) {
+  ai_stask *s = check_stask(L, 1);
+  switch (field_of(L, 2)) {
+    case F_CO: lua_getiuservalue(L, 1, AI_ST_CO); return 1;
+    case F_TITLE: lua_getiuservalue(L, 1, AI_ST_TITLE); return 1;
+    case F_TID:
+      if (s->tid != 0) lua_pushinteger(L, (lua_Integer)s->tid);
+      else lua_pushnil(L);
+      return 1;
+    case F_DONE:
+      if (s->done != AI_SD_NONE) lua_pushstring(L, done_names[s->done - 1]);
+      else lua_pushnil(L);
+      return 1;
+    case F_OBSERVED: push_flag(L, s->flags & AI_ST_OBSERVED); return 1;
+    case F_ADOPTED: push_flag(L, s->flags & AI_ST_ADOPTED); return 1;
+    case F_MAIN: push_flag(L, s->flags & AI_ST_MAIN); return 1;
+    case F_OTHER: break;
+  }
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  if (lua_getiuservalue(L, 1, AI_ST_EXT) != LUA_TTABLE) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+/* __newindex(task, key, value) */
+static int task_newindex(lua_State *L) {
+  ai_stask *s = check_stask(L, 1);
+  switch (field_of(L, 2)) {
+    case F_OTHER: break;
+    case F_OBSERVED:
+      if (lua_toboolean(L, 3)) s->flags |= AI_ST_OBSERVED;
+      else s->flags &= (uint8_t)~AI_ST_OBSERVED;
+      return 0;
+    default: return luaL_error(L, "the field '%s' of a task is read-only", lua_tostring(L, 2));
+  }
+  lua_settop(L, 3);
+  if (lua_getiuservalue(L, 1, AI_ST_EXT) != LUA_TTABLE) {
+    if (lua_isnil(L, 3)) return 0; /* nothing to clear */
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, AI_ST_EXT);
+  }
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+/* sched_fields(methods) -> __index, __newindex for a class of tasks */
+static int l_sched_fields(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_pushcclosure(L, task_index, 1);
+  lua_pushcfunction(L, task_newindex);
+  return 2;
+}
+
+/* sched_wake(task, kind, n [, value]) -> false when the task has ended, else
 ** true: a resume with the values is queued unless one is pending */
 static int l_sched_wake(lua_State *L) {
   ai_inspector *I = inspector(L);
@@ -1073,38 +1192,25 @@ static int l_sched_wake(lua_State *L) {
   return 1;
 }
 
-#define UV_WK_SCHED lua_upvalueindex(1)
-#define UV_WK_CLASS lua_upvalueindex(2)
-#define UV_WK_KEY lua_upvalueindex(3)
-#define UV_WK_KIND lua_upvalueindex(4)
-#define UV_WK_SLOW lua_upvalueindex(5)
+#define UV_WK_KIND lua_upvalueindex(1)
+#define UV_WK_SLOW lua_upvalueindex(2)
 
 /* the function sched_waker makes: wake(target, ...). The common case (a
-** handle of the class, no more than one value) here; the rest goes to the
-** slow function with the same arguments */
+** spawned task, no more than one value) here; the rest goes to the slow
+** function with the same arguments */
 static int sched_wake_fn(lua_State *L) {
   int n = lua_gettop(L) - 1;
-  if (n <= 1 && lua_getmetatable(L, 1)) {
-    int is_handle = lua_rawequal(L, -1, UV_WK_CLASS);
-    ai_stask *s;
-    lua_pop(L, 1);
-    if (is_handle) {
-      lua_pushvalue(L, UV_WK_KEY);
-      lua_rawget(L, 1);
-      s = ai_sched_task_at(L, -1);
-      if (s != NULL) {
-        if (s->flags & AI_ST_DONE) {
-          lua_pushboolean(L, 0);
-          return 1;
-        }
-        /* the kind is pinned (checked by sched_waker): no reference */
-        ai_sched_enqueue(L, s, lua_gettop(L), s->gen,
-                         (ai_str)(uintptr_t)lua_touserdata(L, UV_WK_KIND), n, n > 0 ? 2 : 0);
-        lua_pushboolean(L, 1);
-        return 1;
-      }
-      lua_pop(L, 1);
+  ai_stask *s;
+  if (n <= 1 && (s = ai_sched_task_at(L, 1)) != NULL && !(s->flags & AI_ST_ADOPTED)) {
+    if (s->flags & AI_ST_DONE) {
+      lua_pushboolean(L, 0);
+      return 1;
     }
+    /* the kind is pinned (checked by sched_waker): no reference */
+    ai_sched_enqueue(L, s, 1, s->gen, (ai_str)(uintptr_t)lua_touserdata(L, UV_WK_KIND), n,
+                     n > 0 ? 2 : 0);
+    lua_pushboolean(L, 1);
+    return 1;
   }
   lua_pushvalue(L, UV_WK_SLOW);
   lua_insert(L, 1);
@@ -1112,27 +1218,23 @@ static int sched_wake_fn(lua_State *L) {
   return lua_gettop(L);
 }
 
-/* sched_waker(S, class, key, kind, slow) -> wake(target, ...): a wake for
-** handles (tables with metatable `class` holding their task state at `key`)
+/* sched_waker(kind, slow) -> wake(target, ...): a wake for spawned tasks
 ** attributed to the pinned text `kind`; other targets, or more than one
 ** value, go to slow(target, ...) */
 static int l_sched_waker(lua_State *L) {
   ai_inspector *I = inspector(L);
   uintptr_t kind;
-  check_sched(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checkany(L, 3);
-  luaL_argexpected(L, lua_type(L, 4) == LUA_TLIGHTUSERDATA, 4, "pinned text");
-  kind = (uintptr_t)lua_touserdata(L, 4);
+  luaL_argexpected(L, lua_type(L, 1) == LUA_TLIGHTUSERDATA, 1, "pinned text");
+  kind = (uintptr_t)lua_touserdata(L, 1);
   luaL_argcheck(L, kind != 0 && kind <= UINT32_MAX &&
-                   ai_strings_get(I->strings, (ai_str)kind, NULL) != NULL, 4, "unknown text id");
-  luaL_checktype(L, 5, LUA_TFUNCTION);
-  lua_settop(L, 5);
-  lua_pushcclosure(L, sched_wake_fn, 5);
+                   ai_strings_get(I->strings, (ai_str)kind, NULL) != NULL, 1, "unknown text id");
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_pushcclosure(L, sched_wake_fn, 2);
   return 1;
 }
 
-/* sched_enqueue(s, gen, kind, n [, value]): as wake, void unless the task
+/* sched_enqueue(task, gen, kind, n [, value]): as wake, void unless the task
 ** has not been resumed since gen (a joiner registered then) */
 static int l_sched_enqueue(lua_State *L) {
   ai_inspector *I = inspector(L);
@@ -1145,7 +1247,7 @@ static int l_sched_enqueue(lua_State *L) {
   return 0;
 }
 
-/* sched_run(s, kind, n [, value]): resume the task now (a luv callback) */
+/* sched_run(task, kind, n [, value]): resume the task now (a luv callback) */
 static int l_sched_run(lua_State *L) {
   ai_inspector *I = inspector(L);
   ai_stask *s = check_stask(L, 1);
@@ -1157,8 +1259,8 @@ static int l_sched_run(lua_State *L) {
   return 0;
 }
 
-/* sched_suspend(s, label, level [, wait [, wait_text]]) -> the values of the
-** wake. The running task waits in a helper: the yield is an await point
+/* sched_suspend(task, label, level [, wait [, wait_text]]) -> the values of
+** the wake. The running task waits in a helper: the yield is an await point
 ** labelled `label` and located `level` frames above the caller (as
 ** await_point), the task waits for `wait` (texts: strings or pinned), and
 ** wait_text is kept for reports. A resume by other code calls the
@@ -1172,7 +1274,7 @@ static int l_sched_suspend(lua_State *L) {
   luaL_argcheck(L, isnum && level >= 1 && level < 1000, 3, "level from 1 to 999 expected");
   luaL_argexpected(L, lua_isnoneornil(L, 4) || is_text(L, 4), 4, "string or pinned text");
   luaL_argexpected(L, lua_isnoneornil(L, 5) || lua_type(L, 5) == LUA_TSTRING, 5, "string or nil");
-  luaL_argcheck(L, s->co == L, 1, "not the running task's state");
+  luaL_argcheck(L, s->co == L, 1, "not the running task");
   announce_wait(L, I, 2, level, 4);
   lua_settop(L, 5);
   return ai_sched_wait(L, s, 5);
@@ -1198,8 +1300,8 @@ static int l_sched_drain(lua_State *L) {
   return 4;
 }
 
-/* sched_info(s) -> gen, waits in a helper (wgen == gen), what it waits for,
-** started (its first resume happened) */
+/* sched_info(task) -> gen, waits in a helper (wgen == gen), what it waits
+** for, started (its first resume happened) */
 static int l_sched_info(lua_State *L) {
   ai_stask *s = check_stask(L, 1);
   lua_pushinteger(L, (lua_Integer)s->gen);
@@ -1209,37 +1311,65 @@ static int l_sched_info(lua_State *L) {
   return 4;
 }
 
-/* sched_done(s, ...) -> select("#", ...): the task ended (with results
-** `...` when it completed, counted for the caller): no resume of ours any
-** more; pending values (and the body and arguments of a task that never
-** started) go */
+/* sched_done(task, how, ...) -> whether the task has fields beyond its own
+** (sched_fields). The task ended, `how` ("completed" with its results `...`,
+** "failed", "cancelled"): no resume of ours any more; a pending value, or
+** the body and arguments of a task that never started, go. */
 static int l_sched_done(lua_State *L) {
   ai_stask *s = check_stask(L, 1);
-  int n = lua_gettop(L) - 1;
+  int how = luaL_checkoption(L, 2, NULL, done_names) + 1, n = lua_gettop(L) - 2, i;
+  luaL_argcheck(L, !(s->flags & AI_ST_DONE), 1, "the task has ended already");
   s->flags |= AI_ST_DONE;
-  if (s->qn > 0) {
+  s->done = (uint8_t)how;
+  s->qn = 0;
+  if (how != AI_SD_COMPLETED || n == 0) {
     lua_pushnil(L);
-    lua_setiuservalue(L, 1, AI_ST_VAL);
+  } else if (n == 1) {
+    lua_pushvalue(L, 3);
+  } else {
+    lua_createtable(L, n, 0);
+    for (i = 1; i <= n; i++) {
+      lua_pushvalue(L, 2 + i);
+      lua_rawseti(L, -2, i);
+    }
   }
-  if (!(s->flags & AI_ST_STARTED)) { /* the body and arguments go too */
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, AI_ST_FN);
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, AI_ST_ARGS);
-  }
-  lua_pushinteger(L, n);
+  if (how == AI_SD_COMPLETED) s->nres = n;
+  lua_setiuservalue(L, 1, AI_ST_VAL);
+  lua_pushboolean(L, lua_getiuservalue(L, 1, AI_ST_EXT) == LUA_TTABLE);
   return 1;
 }
 
-/* sched_bump(s) -> gen: whatever was scheduled for the task is void */
+/* sched_completed(v) -> true when v is a task that completed */
+static int l_sched_completed(lua_State *L) {
+  ai_stask *s = ai_sched_task_at(L, 1);
+  lua_pushboolean(L, s != NULL && s->done == AI_SD_COMPLETED);
+  return 1;
+}
+
+/* sched_results(task) -> the results of a completed task, which counts as
+** observed from now on */
+static int l_sched_results(lua_State *L) {
+  ai_stask *s = check_stask(L, 1);
+  int n = s->nres, i;
+  luaL_argcheck(L, s->done == AI_SD_COMPLETED, 1, "the task has not completed");
+  s->flags |= AI_ST_OBSERVED;
+  if (n == 0) return 0;
+  lua_getiuservalue(L, 1, AI_ST_VAL);
+  if (n == 1) return 1;
+  if (!lua_checkstack(L, n)) return luaL_error(L, "too many results to unpack");
+  for (i = 1; i <= n; i++) lua_rawgeti(L, 2, i);
+  return n;
+}
+
+/* sched_bump(task) -> gen: whatever was scheduled for the task is void */
 static int l_sched_bump(lua_State *L) {
   ai_stask *s = check_stask(L, 1);
   lua_pushinteger(L, (lua_Integer)++s->gen);
   return 1;
 }
 
-/* sched_set(s, what): "undo" (the handle holds an undo of its wait, cleared
-** at the next resume) or "nowait" (what it waits for is forgotten) */
+/* sched_set(task, what): "undo" (its fields hold an undo of its wait,
+** cleared at the next resume) or "nowait" (what it waits for is forgotten) */
 static int l_sched_set(lua_State *L) {
   static const char *const whats[] = {"undo", "nowait", NULL};
   ai_stask *s = check_stask(L, 1);
@@ -1262,10 +1392,12 @@ static int l_sched_queued(lua_State *L) {
 
 static const luaL_Reg sched_funcs[] = {
   {"sched_new", l_sched_new}, {"sched_spawn", l_sched_spawn}, {"sched_adopt", l_sched_adopt},
-  {"sched_wake", l_sched_wake}, {"sched_waker", l_sched_waker}, {"sched_enqueue", l_sched_enqueue}, {"sched_run", l_sched_run},
+  {"sched_fields", l_sched_fields}, {"sched_wake", l_sched_wake}, {"sched_waker", l_sched_waker},
+  {"sched_enqueue", l_sched_enqueue}, {"sched_run", l_sched_run},
   {"sched_suspend", l_sched_suspend}, {"sched_drain", l_sched_drain},
-  {"sched_info", l_sched_info}, {"sched_done", l_sched_done}, {"sched_bump", l_sched_bump},
-  {"sched_set", l_sched_set}, {"sched_queued", l_sched_queued},
+  {"sched_info", l_sched_info}, {"sched_done", l_sched_done},
+  {"sched_completed", l_sched_completed}, {"sched_results", l_sched_results},
+  {"sched_bump", l_sched_bump}, {"sched_set", l_sched_set}, {"sched_queued", l_sched_queued},
   {NULL, NULL}};
 
 /* ---------------------------------------------------------------------- */

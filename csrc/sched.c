@@ -10,16 +10,16 @@
 ** scheduler keeps the rare paths (errors, cancel, joins, adopted coroutines,
 ** the main thread, reports) and is called back for them.
 **
-** Lifetimes (no coroutine lives longer than with the Lua version):
-** - a task's state is a userdata (ai_stask) referenced by its Lua handle;
-**   its uservalues hold the handle and the coroutine (a cycle, collected
-**   together), the queued resume value, the wait text, the first resume's
-**   function and arguments (until it happens) and the scheduler.
-** - the queue is a Lua table (uservalue of the scheduler) used as a ring of
-**   task states: a queued task is reachable through it until its entry is
-**   taken, as it was through the Lua queue. Values are released when taken.
-** - the resume value of a wake lives in the task's uservalue until the
-**   entry is taken from the queue, delivered or not.
+** Lifetimes (no coroutine lives longer than with a Lua scheduler):
+** - a task is one userdata (ai_stask), which is also the handle the Lua
+**   side gives out: a spawn makes one object besides the coroutine. Its
+**   uservalues hold the coroutine (whose stack holds the handle: a cycle,
+**   collected together), its name, the wait text, one value slot (the body
+**   and arguments until the first resume, then the pending wake's value,
+**   then the results) and the Lua side's other fields, made on first use.
+** - the queue is a Lua table, anchored in the registry with the scheduler,
+**   used as a ring of tasks: a queued task is reachable through it until
+**   its entry is taken. Values are released when taken.
 ** Nothing is allocated per resume: the ring grows geometrically.
 */
 #include "lua.h"
@@ -34,6 +34,7 @@ const char ai_sched_magic = 0, ai_stask_magic = 0;
 void ai_sched_init(ai_sched *S, ai_inspector *I) {
   S->magic = &ai_sched_magic;
   S->I = I;
+  S->self_ref = S->queue_ref = LUA_NOREF;
   S->grown = 0;
   S->head = S->count = 0;
   S->cap = SCHED_MIN_RING;
@@ -55,20 +56,27 @@ void ai_sched_attribute(ai_inspector *I, lua_State *co, ai_str kind) {
   t->wait = 0;
 }
 
-/* call the scheduler's Lua slow path `which` (uservalue of the scheduler
-** of the task at sidx) with the task's handle and nargs values from the top */
+/* push the scheduler of s (anchored in the registry) */
+static void push_sched(lua_State *L, const ai_sched *S) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->self_ref);
+}
+
+/* call the scheduler's Lua slow path `which` (uservalue of the scheduler)
+** with the task at sidx and nargs values from the top */
 static void call_back(lua_State *L, int sidx, int which, int nargs) {
-  lua_getiuservalue(L, sidx, AI_ST_SCHED);
+  ai_stask *s = (ai_stask *)lua_touserdata(L, sidx);
+  push_sched(L, s->sched);
   lua_getiuservalue(L, -1, which);
   lua_remove(L, -2);
-  lua_getiuservalue(L, sidx, AI_ST_REC);
+  lua_pushvalue(L, sidx);
   if (nargs > 0) {
-    lua_rotate(L, -(nargs + 2), 2); /* function, handle, then the values */
+    lua_rotate(L, -(nargs + 2), 2); /* function, task, then the values */
   }
   lua_call(L, nargs + 1, 0);
 }
 
-/* a ring twice as big, the entries in order from slot 0 (rare) */
+/* a ring twice as big, the entries in order from slot 0 (rare); it replaces
+** the one at qidx and in the registry */
 static void grow_ring(lua_State *L, ai_sched *S, int qidx) {
   uint32_t i, ncap = S->cap * 2;
   lua_createtable(L, (int)ncap, 0);
@@ -76,6 +84,8 @@ static void grow_ring(lua_State *L, ai_sched *S, int qidx) {
     lua_rawgeti(L, qidx, (lua_Integer)((S->head + i) & (S->cap - 1)) + 1);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, LUA_REGISTRYINDEX, S->queue_ref);
   lua_replace(L, qidx);
   S->head = 0;
   S->cap = ncap;
@@ -90,7 +100,10 @@ void ai_sched_enqueue(lua_State *L, ai_stask *s, int sidx, uint64_t gen, ai_str 
   ai_sched *S = s->sched;
   ai_strings *strs = S->I->strings;
   int qidx;
-  if (s->gen != gen || s->qgen == gen) { /* void, or one is pending */
+  /* void: resumed since, one pending, ended; or values before the first
+  ** resume, which passes the body its arguments (the value slot holds them) */
+  if (s->gen != gen || s->qgen == gen || (s->flags & AI_ST_DONE) ||
+      (n > 0 && !(s->flags & AI_ST_STARTED))) {
     if (kind != 0) ai_strings_release(strs, kind);
     return;
   }
@@ -103,21 +116,16 @@ void ai_sched_enqueue(lua_State *L, ai_stask *s, int sidx, uint64_t gen, ai_str 
     lua_setiuservalue(L, sidx, AI_ST_VAL);
   }
   s->qn = n;
-  lua_getiuservalue(L, sidx, AI_ST_SCHED);
-  lua_getiuservalue(L, -1, AI_SC_QUEUE);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->queue_ref);
   qidx = lua_gettop(L);
-  if (S->count == S->cap) {
-    grow_ring(L, S, qidx);
-    lua_pushvalue(L, qidx);
-    lua_setiuservalue(L, qidx - 1, AI_SC_QUEUE);
-  }
+  if (S->count == S->cap) grow_ring(L, S, qidx);
   lua_pushvalue(L, sidx);
   lua_rawseti(L, qidx, (lua_Integer)((S->head + S->count) & (S->cap - 1)) + 1);
   S->count++;
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   if (!S->idle) { /* the first entry: the Lua side starts an idle handle that drains */
     S->idle = 1;
-    lua_getiuservalue(L, sidx, AI_ST_SCHED);
+    push_sched(L, S);
     lua_getiuservalue(L, -1, AI_SC_START_IDLE);
     lua_remove(L, -2);
     lua_call(L, 0, 0);
@@ -135,27 +143,41 @@ static int is_suspended(lua_State *L, lua_State *co) {
   }
 }
 
-/* push the first resume's values: the handle, the body, its arguments
-** (which the state holds no longer) */
+/* push the first resume's values: the task, the body, its arguments (which
+** the task holds no longer): the value slot holds the body, or a table with
+** the count at [0], the body at [1] and the arguments after it */
 static int push_start(lua_State *L, int sidx) {
-  int narg = 2, i, n = 0;
-  lua_getiuservalue(L, sidx, AI_ST_REC);
-  lua_getiuservalue(L, sidx, AI_ST_FN);
-  if (lua_getiuservalue(L, sidx, AI_ST_ARGS) == LUA_TTABLE) {
-    lua_rawgeti(L, -1, 0); /* the count, as sched_spawn packed them */
+  int n = 0, i;
+  lua_pushvalue(L, sidx);
+  if (lua_getiuservalue(L, sidx, AI_ST_VAL) == LUA_TTABLE) {
+    int packed = lua_gettop(L);
+    lua_rawgeti(L, packed, 0); /* the count, as sched_spawn packed them */
     n = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
     if (n < 0 || !lua_checkstack(L, n + LUA_MINSTACK))
       luaL_error(L, "async_inspect.luv: stack overflow (too many arguments for a task)");
-    for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
-    narg += n;
-    lua_pushnil(L);
-    lua_setiuservalue(L, sidx, AI_ST_ARGS);
+    for (i = 1; i <= n + 1; i++) lua_rawgeti(L, packed, i);
+    lua_remove(L, packed);
   }
-  lua_remove(L, -(n + 1)); /* the packed arguments */
   lua_pushnil(L);
-  lua_setiuservalue(L, sidx, AI_ST_FN);
-  return narg;
+  lua_setiuservalue(L, sidx, AI_ST_VAL);
+  return n + 2;
+}
+
+/* forget the undo of the task's last wait (its fields undo, undo_arg,
+** wait_handle), unless run_undo took it meanwhile */
+static void clear_undo(lua_State *L, int sidx) {
+  int top = lua_gettop(L);
+  if (lua_getiuservalue(L, sidx, AI_ST_EXT) == LUA_TTABLE &&
+      lua_getfield(L, -1, "undo") != LUA_TNIL) {
+    lua_pushnil(L);
+    lua_setfield(L, -3, "undo");
+    lua_pushnil(L);
+    lua_setfield(L, -3, "undo_arg");
+    lua_pushnil(L);
+    lua_setfield(L, -3, "wait_handle");
+  }
+  lua_settop(L, top);
 }
 
 /* Resume the task at sidx, attributing the wake to `kind` (reference taken
@@ -175,16 +197,7 @@ void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, in
   }
   if (s->flags & AI_ST_UNDO) { /* what it waited on needs no undoing now */
     s->flags &= (uint8_t)~AI_ST_UNDO;
-    lua_getiuservalue(L, sidx, AI_ST_REC);
-    if (lua_getfield(L, -1, "undo") != LUA_TNIL) { /* not run meanwhile (run_undo) */
-      lua_pushnil(L);
-      lua_setfield(L, -3, "undo");
-      lua_pushnil(L);
-      lua_setfield(L, -3, "undo_arg");
-      lua_pushnil(L);
-      lua_setfield(L, -3, "wait_handle");
-    }
-    lua_pop(L, 2);
+    clear_undo(L, sidx);
   }
   if (s->flags & AI_ST_ADOPTED) { /* the main thread, or a plain coroutine that used a helper */
     if (s->flags & AI_ST_MAIN) {
@@ -202,7 +215,7 @@ void ai_sched_resume(lua_State *L, ai_stask *s, int sidx, ai_str kind, int n, in
   }
   if (!lua_checkstack(L, (n > 0 ? n : 0) + LUA_MINSTACK))
     luaL_error(L, "async_inspect.luv: stack overflow (too many values for a resume)");
-  if (n == 0 && !(s->flags & AI_ST_STARTED)) {
+  if (!(s->flags & AI_ST_STARTED)) { /* the body gets its arguments, never a wake's values */
     s->flags |= AI_ST_STARTED;
     narg = push_start(L, sidx);
   } else if (n == 1) {
@@ -266,14 +279,14 @@ int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty, ai_tick 
   int taken = 0, top, qidx;
   uint32_t grown = S->grown;
   lua_checkstack(L, LUA_MINSTACK);
-  lua_getiuservalue(L, sched_idx, AI_SC_QUEUE);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->queue_ref);
   qidx = top = lua_gettop(L);
   while (S->count > 0 && taken < budget) {
     ai_stask *s;
-    int sidx, slot = (int)S->head + 1;
+    int sidx, n, slot = (int)S->head + 1;
     if (grown != S->grown) { /* a resume grew the ring: a new table */
       grown = S->grown;
-      lua_getiuservalue(L, sched_idx, AI_SC_QUEUE);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, S->queue_ref);
       lua_replace(L, qidx);
     }
     lua_rawgeti(L, qidx, slot);
@@ -284,7 +297,9 @@ int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty, ai_tick 
     taken++;
     sidx = lua_gettop(L);
     s = (ai_stask *)lua_touserdata(L, sidx);
-    if (s->qn > 0) { /* take the value: released once delivered (or voided) */
+    n = s->qn;
+    s->qn = 0;
+    if (n > 0) { /* take the value: released once delivered (or voided) */
       lua_getiuservalue(L, sidx, AI_ST_VAL);
       lua_pushnil(L);
       lua_setiuservalue(L, sidx, AI_ST_VAL);
@@ -296,7 +311,7 @@ int ai_sched_drain(lua_State *L, int sched_idx, int budget, int *empty, ai_tick 
       pass_clock c;
       s->qkind = 0;
       pass_before(S->I, s->co, &c, first);
-      ai_sched_resume(L, s, sidx, kind, s->qn, sidx + 1);
+      ai_sched_resume(L, s, sidx, kind, n, sidx + 1);
       pass_after(&c, first, last);
     } else { /* resumed or ended meanwhile: the wake is void */
       ai_strings_release(strs, s->qkind);

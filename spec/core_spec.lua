@@ -566,28 +566,35 @@ describe("the scheduler bindings (sched.c, used by async_inspect.luv)", function
   end
   local function noop() end
   -- a scheduler whose slow paths record what they were called with
-  local function scheduler(log, class)
+  local function scheduler(log, class, adopted)
     local function note(what) return function(...) log[#log + 1] = { what, ... } end end
-    return core.sched_new(class or {}, note("idle"), note("failed"), note("raw"), note("main"),
-      note("spurious"))
+    return core.sched_new(class or {}, adopted or {}, note("idle"), note("failed"), note("raw"),
+      note("main"), note("spurious"))
   end
 
   it("checks every argument with a clear message", function()
     local S = scheduler({})
     local co = coroutine.create(noop)
-    local s = core.sched_spawn(S, {}, co, "spawn", noop)
+    local s = core.sched_spawn(S, co, nil, nil, "spawn", noop)
     fails("bad argument #1 to '.-sched_new' %(table expected, got number%)", core.sched_new, 1)
-    fails("bad argument #2 to '.-sched_new' %(function expected", core.sched_new, {}, 1)
+    fails("bad argument #2 to '.-sched_new' %(table expected, got function%)", core.sched_new, {}, noop)
+    fails("bad argument #3 to '.-sched_new' %(function expected", core.sched_new, {}, {}, 1)
     fails("bad argument #1 to '.-sched_spawn' %(scheduler expected, got table%)", core.sched_spawn, {})
     fails("bad argument #1 to '.-sched_spawn' %(scheduler expected, got userdata%)", core.sched_spawn, s)
-    fails("bad argument #3 to '.-sched_spawn' %(coroutine expected", core.sched_spawn, S, {}, 1, "k", noop)
-    fails("bad argument #4 to '.-sched_spawn' %(string or pinned text expected",
-      core.sched_spawn, S, {}, coroutine.create(noop), 1, noop)
-    fails("bad argument #5 to '.-sched_spawn' %(function expected",
-      core.sched_spawn, S, {}, coroutine.create(noop), "k", 1)
+    fails("bad argument #2 to '.-sched_spawn' %(coroutine expected", core.sched_spawn, S, 1, nil, nil, "k", noop)
+    fails("bad argument #3 to '.-sched_spawn' %(number expected",
+      core.sched_spawn, S, coroutine.create(noop), "x", nil, "k", noop)
+    fails("bad argument #3 to '.-sched_spawn' %(task id expected%)",
+      core.sched_spawn, S, coroutine.create(noop), 0, nil, "k", noop)
+    fails("bad argument #4 to '.-sched_spawn' %(string or nil expected",
+      core.sched_spawn, S, coroutine.create(noop), nil, 1, "k", noop)
+    fails("bad argument #5 to '.-sched_spawn' %(string or pinned text expected",
+      core.sched_spawn, S, coroutine.create(noop), nil, nil, 1, noop)
+    fails("bad argument #6 to '.-sched_spawn' %(function expected",
+      core.sched_spawn, S, coroutine.create(noop), nil, nil, "k", 1)
     fails("bad argument #1 to '.-sched_adopt' %(scheduler expected", core.sched_adopt, 1)
-    fails("bad argument #2 to '.-sched_adopt' %(table expected", core.sched_adopt, S, 1)
-    fails("bad argument #3 to '.-sched_adopt' %(coroutine expected", core.sched_adopt, S, {}, 1)
+    fails("bad argument #2 to '.-sched_adopt' %(coroutine expected", core.sched_adopt, S, {})
+    fails("bad argument #1 to '.-sched_fields' %(table expected", core.sched_fields, 1)
     fails("bad argument #1 to '.-sched_wake' %(scheduler task expected, got userdata%)", core.sched_wake, S)
     fails("bad argument #2 to '.-sched_wake' %(string or pinned text expected", core.sched_wake, s, 1, 0)
     fails("bad argument #3 to '.-sched_wake' %(number expected", core.sched_wake, s, "k")
@@ -597,33 +604,37 @@ describe("the scheduler bindings (sched.c, used by async_inspect.luv)", function
     fails("bad argument #1 to '.-sched_run' %(scheduler task expected", core.sched_run, {})
     fails("bad argument #2 to '.-sched_suspend' %(string or pinned text expected", core.sched_suspend, s, 1)
     fails("bad argument #3 to '.-sched_suspend' %(level from 1 to 999", core.sched_suspend, s, "x", 0)
-    fails("bad argument #1 to '.-sched_suspend' %(not the running task's state%)", core.sched_suspend,
+    fails("bad argument #1 to '.-sched_suspend' %(not the running task%)", core.sched_suspend,
       s, "x", 1)
     fails("bad argument #2 to '.-sched_drain' %(number expected", core.sched_drain, S)
     fails("bad argument #2 to '.-sched_drain' %(budget out of range%)", core.sched_drain, S, -1)
     fails("bad argument #1 to '.-sched_info' %(scheduler task expected", core.sched_info, co)
     fails("bad argument #1 to '.-sched_done' %(scheduler task expected", core.sched_done, io.stdout)
+    fails("bad argument #2 to '.-sched_done' %(invalid option 'x'%)", core.sched_done, s, "x")
+    fails("bad argument #1 to '.-sched_results' %(the task has not completed%)", core.sched_results, s)
     fails("bad argument #1 to '.-sched_bump' %(scheduler task expected", core.sched_bump, 1)
     fails("bad argument #2 to '.-sched_set' %(invalid option 'x'%)", core.sched_set, s, "x")
     fails("bad argument #1 to '.-sched_queued' %(scheduler expected", core.sched_queued, s)
-    fails("bad argument #2 to '.-sched_waker' %(table expected", core.sched_waker, S, 1)
-    fails("bad argument #4 to '.-sched_waker' %(pinned text expected", core.sched_waker, S, {}, "s", "k")
-    fails("bad argument #5 to '.-sched_waker' %(function expected", core.sched_waker, S, {}, "s",
-      core.pin("wake"))
+    fails("bad argument #1 to '.-sched_waker' %(pinned text expected", core.sched_waker, "k")
+    fails("bad argument #2 to '.-sched_waker' %(function expected", core.sched_waker, core.pin("wake"))
+    -- sched_completed is a predicate: anything goes
+    assert.is_false(core.sched_completed(nil))
+    assert.is_false(core.sched_completed(io.stdout))
+    assert.is_false(core.sched_completed(s))
   end)
 
   it("queues and resumes tasks, and calls the slow paths back", function()
     local log, class = {}, {}
+    class.__index, class.__newindex = core.sched_fields(class)
     local S = scheduler(log, class)
     local got = {}
     local body = function(h, fn, ...) got[#got + 1] = { h, ... }; return fn(...) end
-    local h = {}
     local co1 = coroutine.create(body)
-    local s = core.sched_spawn(S, h, co1, core.pin("spawn"), noop, 1, 2)
+    local h = core.sched_spawn(S, co1, nil, "first", core.pin("spawn"), noop, 1, 2)
     assert.are.equal(class, getmetatable(h))
     assert.are.equal(1, core.sched_queued(S))
     assert.are.same({ "idle" }, log[1])
-    assert.are.same({ 0, false, nil, false }, { core.sched_info(s) })
+    assert.are.same({ 0, false, nil, false }, { core.sched_info(h) })
     local taken, empty, ran, t0 = core.sched_drain(S, 10)
     assert.are.same({ 1, true }, { taken, empty })
     -- the span of the pass's resumes, from the times the core recorded
@@ -631,26 +642,109 @@ describe("the scheduler bindings (sched.c, used by async_inspect.luv)", function
     assert.is_true(ran > 0 and ran <= info.busy, "pass time " .. ran .. " vs busy " .. info.busy)
     assert.are.equal(info.first_resume, t0)
     assert.are.same({ { h, 1, 2 } }, got)
-    local gen, waits, _, started = core.sched_info(s)
+    local gen, waits, _, started = core.sched_info(h)
     assert.are.same({ 1, false, true }, { gen, waits, started })
     -- it ended without saying so (sched_done): for the scheduler it ran on its own
     assert.are.same({ "raw", h }, log[#log])
-    assert.are.equal(2, core.sched_done(s, "a", "b"))
-    assert.is_false(core.sched_wake(s, "wake", 0))
-    assert.are.equal(2, core.sched_bump(s))
+    assert.is_false(core.sched_done(h, "completed", "a", "b")) -- no fields of its own yet
+    assert.is_true(core.sched_completed(h))
+    assert.are.same({ "a", "b" }, { core.sched_results(h) })
+    assert.is_true(h.observed)
+    fails("bad argument #1 to '.-sched_done' %(the task has ended already%)", core.sched_done, h, "failed")
+    assert.is_false(core.sched_wake(h, "wake", 0))
+    assert.are.equal(2, core.sched_bump(h))
     assert.are.equal(0, core.sched_queued(S))
     -- a waiting task: woken once, with its value; a second wake is void
-    local w = {}
-    local ws = core.sched_spawn(S, w, coroutine.create(function(_, _)
-      got.woken = core.sched_suspend(w.s, "recv", 1, "message", "message")
-    end), "spawn", noop)
-    w.s = ws
+    local w
+    w = core.sched_spawn(S, coroutine.create(function(_, _)
+      got.woken = core.sched_suspend(w, "recv", 1, "message", "message")
+    end), nil, nil, "spawn", noop)
     core.sched_drain(S, 10)
-    assert.are.same({ 1, true, "message", true }, { core.sched_info(ws) })
-    assert.is_true(core.sched_wake(ws, "wake", 1, "hello"))
-    assert.is_true(core.sched_wake(ws, "wake", 1, "again"))
+    assert.are.same({ 1, true, "message", true }, { core.sched_info(w) })
+    assert.is_true(core.sched_wake(w, "wake", 1, "hello"))
+    assert.is_true(core.sched_wake(w, "wake", 1, "again"))
     taken, empty = core.sched_drain(S, 10)
     assert.are.same({ 1, true }, { taken, empty })
     assert.are.equal("hello", got.woken)
+  end)
+
+  it("serves a task's fields: its own read-only, others in a table of its own", function()
+    local class = { greet = function() return "hi" end }
+    class.__index, class.__newindex = core.sched_fields(class)
+    local S = scheduler({}, class)
+    local co = coroutine.create(noop)
+    local h = core.sched_spawn(S, co, 7, "named", "spawn", noop)
+    assert.are.same({ co, "named", 7 }, { h.co, h.title, h.tid })
+    assert.is_nil(h.done)
+    assert.is_nil(h.observed)
+    assert.is_nil(h.adopted)
+    assert.are.equal("hi", h:greet())
+    for _, key in ipairs({ "co", "title", "tid", "done", "adopted", "main" }) do
+      fails("the field '" .. key .. "' of a task is read%-only", function() h[key] = 1 end)
+    end
+    h.observed = true
+    assert.is_true(h.observed)
+    h.observed = nil
+    assert.is_nil(h.observed)
+    -- any other field: a table of the task's own, made on first use; a method wins
+    h.joiners = { 1 }
+    h[1], h[true] = "one", "yes"
+    h.greet = "shadow"
+    assert.are.same({ 1 }, h.joiners)
+    assert.are.same({ "one", "yes" }, { h[1], h[true] })
+    assert.are.equal("hi", h:greet())
+    fails("index is nil", function() h[nil] = 1 end)
+    -- ended: the flag says whether it has fields beyond its own
+    assert.is_true(core.sched_done(h, "cancelled"))
+    assert.are.equal("cancelled", h.done)
+    assert.is_false(core.sched_completed(h))
+    -- the methods check what they serve
+    fails("bad argument #1 to '.-' %(scheduler task expected", class.__index, {}, "co")
+    fails("bad argument #1 to '.-' %(scheduler task expected", class.__newindex, io.stdout, "x", 1)
+    -- an adopted coroutine gets the other class, started, and main when it is
+    local adopted = {}
+    adopted.__index, adopted.__newindex = core.sched_fields({})
+    local S2 = scheduler({}, {}, adopted)
+    local a = core.sched_adopt(S2, coroutine.running(), nil, true)
+    assert.are.equal(adopted, getmetatable(a))
+    assert.is_true(a.adopted)
+    assert.is_true(a.main)
+    assert.is_nil(a.tid)
+    assert.are.same({ 0, false, nil, true }, { core.sched_info(a) })
+  end)
+
+  it("keeps a task's body, arguments and results until they are taken", function()
+    local S = scheduler({})
+    local args = { n = 0 }
+    local body = function(h, fn, ...) args = table.pack(h, fn, ...); return fn(...) end
+    local function pair(x, y) return y, x end
+    local co = coroutine.create(function(h, fn, ...)
+      return core.sched_done(h, "completed", body(h, fn, ...))
+    end)
+    local h = core.sched_spawn(S, co, nil, nil, "spawn", pair, "a", nil)
+    core.sched_drain(S, 10)
+    assert.are.equal(4, args.n)
+    assert.are.same({ h, pair, "a" }, { args[1], args[2], args[3] })
+    assert.are.same({ n = 2, nil, "a" }, table.pack(core.sched_results(h)))
+    assert.are.equal(2, select("#", core.sched_results(h)))
+    -- a task that never started lets go of its body when it ends
+    local weak = setmetatable({}, { __mode = "v" })
+    local h2 = core.sched_spawn(S, coroutine.create(noop), nil, nil, "spawn", function() end)
+    weak[1] = debug.getuservalue(h2, 1)
+    core.sched_done(h2, "cancelled")
+    collectgarbage(); collectgarbage()
+    assert.is_nil(weak[1])
+    -- dropping a queued task's last reference: the queue keeps it until taken,
+    -- then the task and its coroutine go together
+    local h3 = core.sched_spawn(S, coroutine.create(noop), nil, nil, "spawn", noop)
+    weak[2], weak[3] = h3, debug.getuservalue(h3, 3) -- the coroutine
+    core.sched_done(h3, "cancelled")
+    h3 = nil -- luacheck: ignore
+    collectgarbage(); collectgarbage()
+    assert.is_not_nil(weak[2])
+    core.sched_drain(S, 10)
+    collectgarbage(); collectgarbage()
+    assert.is_nil(weak[2])
+    assert.is_nil(weak[3])
   end)
 end)

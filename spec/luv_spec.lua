@@ -104,6 +104,37 @@ describe("async_inspect.luv", function()
       assert.are.equal("dropped", ai.task_info(id).state)
     end)
 
+    it("gives one object per task: fields of your own stay on it, the task's own are read-only", function()
+      local h = aio.spawn("labelled", function() aio.sleep(1); return "done" end)
+      h.request_id = 42 -- a program may label its handles
+      assert.are.equal(42, h.request_id)
+      assert.are.equal("function", type(h.join))
+      local ok, err = pcall(function() h.co = nil end)
+      assert.is_false(ok)
+      assert.matches("the field 'co' of a task is read%-only", err)
+      ok, err = pcall(function() h.done = "completed" end)
+      assert.is_false(ok)
+      assert.matches("read%-only", err)
+      assert.are.equal("pending", h:status())
+      assert.are.equal("done", h:join())
+      assert.are.equal(42, h.request_id)
+      assert.are.equal("labelled", h:name())
+      assert.matches("^task 'labelled' %(#%d+%)$", tostring(h))
+    end)
+
+    it("keeps no task alive that waits on a timer it can no longer be woken from", function()
+      local weak = setmetatable({}, { __mode = "k" })
+      do
+        local h = aio.spawn("sleeper", function() aio.sleep(5); aio.suspend("forever") end)
+        h.mine = { "a table of the program's own" }
+        uv.run()
+        weak[h], weak[h.mine] = true, true
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(next(weak))
+    end)
+
     it("is also called spawn_tracked", function()
       assert.are.equal(aio.spawn, aio.spawn_tracked)
     end)

@@ -41,14 +41,17 @@ local format = string.format
 -- pin: texts used over and over become ids (no hashing, never freed)
 local core_spawned, core_pin = core.spawned, core.pin
 -- The hot path of the scheduler is in C (csrc/sched.c): the ready queue and each
--- task's scheduling state (generations, the pending wake, done/started), kept in
--- a userdata the handle holds as `s`. This file keeps the slow paths, which the
--- C side calls back.
+-- task's scheduling state (generations, the pending wake, done/started). A task is
+-- one userdata, which is also its handle: its metatable serves the fields this file
+-- uses (`rec.title`, `rec.joiners`, ...), a few from the C state, the rest from a
+-- table made on first use. This file keeps the slow paths, which the C side calls
+-- back.
 local s_new, s_spawn, s_adopt = core.sched_new, core.sched_spawn, core.sched_adopt
 local s_enqueue, s_run = core.sched_enqueue, core.sched_run
 local s_suspend, s_drain = core.sched_suspend, core.sched_drain
 local s_info, s_set, s_queued = core.sched_info, core.sched_set, core.sched_queued
 local s_done, s_bump = core.sched_done, core.sched_bump
+local s_completed, s_results = core.sched_completed, core.sched_results
 
 local M = { uv = uv }
 
@@ -153,18 +156,23 @@ local function info_of(rec)
   return nil
 end
 
--- the task handle: the record itself, with methods ------------------------------
+-- the task handle: the record itself (a C task state), with methods ------------------------------
 
 --- A handle on a task started by `spawn`.
--- Methods: `join`, `cancel`, `status`, `id`, `name`, `result`.
+-- Methods: `join`, `cancel`, `status`, `id`, `name`, `result`. A handle is the task itself
+-- (one object per task); a program may keep fields of its own on it, which never hide a
+-- method. The scheduler's own fields (`co`, `title`, `tid`, `done`) are read-only.
 -- @type Task
+-- @usage local h = aio.spawn("fetch", fetch, url); h.request_id = 42
 local Task = {}
 -- Task has no __metatable field, so the raw metatable is what getmetatable
 -- returns; reading it raw skips getmetatable's lookup of "__metatable"
 -- (a third of a spawn + join's cost in luv's own calls)
 local raw_getmetatable = (debug and debug.getmetatable) or getmetatable
 local function is_task(v) return raw_getmetatable(v) == Task end
-Task.__index = Task
+-- fields: co, title, tid, done, observed from the C state (read-only but
+-- observed), any other in a table of the task's own; methods come first
+Task.__index, Task.__newindex = core.sched_fields(Task)
 Task.__name = "async_inspect.luv.task"
 Task.__tostring = function(rec) return describe(rec) end
 
@@ -203,25 +211,25 @@ end
 
 -- the scheduler's gen of rec: how many resumes of ours it had (see sched_run)
 local function gen_of(rec)
-  return (s_info(rec.s))
+  return (s_info(rec))
 end
 
 -- rec has an undo for its wait: rec.undo, undo_arg (and wait_handle) are
 -- cleared at its next resume, as long as rec.undo is set then
 local function set_undo(rec, undo, arg)
   rec.undo, rec.undo_arg = undo, arg
-  s_set(rec.s, "undo")
+  s_set(rec, "undo")
 end
 
 -- what rec waits for (a text, for reports), set by the helper it waits in
 local function wait_of(rec)
-  local _, _, wait = s_info(rec.s)
+  local _, _, wait = s_info(rec)
   return wait
 end
 
 -- has rec had its first resume? (adopted coroutines count as started)
 local function started(rec)
-  local _, _, _, yes = s_info(rec.s)
+  local _, _, _, yes = s_info(rec)
   return yes
 end
 
@@ -349,13 +357,13 @@ end })
 -- core's `wait` is cleared at a resume of ours; a cancelled task keeps it)
 local function clear_wait(rec)
   rec.undo, rec.undo_arg, rec.wait_handle = nil, nil, nil
-  s_set(rec.s, "nowait")
+  s_set(rec, "nowait")
 end
 
 -- does rec wait in a helper of ours (rather than having yielded on its own)?
 -- (see sched_run)
 local function in_helper(rec)
-  local _, waits = s_info(rec.s)
+  local _, waits = s_info(rec)
   return waits
 end
 
@@ -372,18 +380,17 @@ local function finished(rec)
   local joiners = rec.joiners
   if joiners then
     rec.joiners = nil
-    for i = 1, #joiners, 2 do s_enqueue(joiners[i].s, joiners[i + 1], K_JOIN, 0) end
+    for i = 1, #joiners, 2 do s_enqueue(joiners[i], joiners[i + 1], K_JOIN, 0) end
   end
 end
 
 -- runs inside the task, so completion is seen even when the last resume was
 -- not ours (luv-style code resuming the coroutine from its own callback)
 local function completed(rec, ...)
-  local n = s_done(rec.s, ...) -- no resume of ours any more; n: how many results
-  rec.done, rec.nres = "completed", n
-  if n == 1 then rec.r1 = ...
-  elseif n > 1 then rec.results = pack(...) end
-  if rec.joiners or rec.raw then finished(rec) end
+  -- no resume of ours any more; the results are kept in C. more: rec has other
+  -- fields (joiners, raw, ...), else there is nothing to look at
+  local more = s_done(rec, "completed", ...)
+  if more and (rec.joiners or rec.raw) then finished(rec) end
   return ...
 end
 
@@ -392,8 +399,7 @@ local function task_main(rec, fn, ...)
 end
 
 local function task_failed(rec, text, err, traceback)
-  rec.done = "failed"
-  s_done(rec.s)
+  s_done(rec, "failed")
   rec.err = err
   rec.traceback = traceback
   co_close(rec.co) -- close its to-be-closed variables, as coroutine.wrap would
@@ -416,8 +422,7 @@ local function resume_failed(rec, err)
   local text = error_text(err)
   local traceback = debug.traceback(co, text)
   if rec.adopted then  -- a plain coroutine woken by a helper: nobody else will see this
-    rec.done = "failed"
-    s_done(rec.s)
+    s_done(rec, "failed")
     note_unjoined(rec, text, traceback)
   else
     task_failed(rec, text, err, traceback)
@@ -496,7 +501,7 @@ end
 local function resume_timed(rec, kind, ...)
   local n = select("#", ...)
   local t0 = core_now()
-  s_run(rec.s, kind, n, n == 1 and (...) or n > 1 and pack(...) or nil)
+  s_run(rec, kind, n, n == 1 and (...) or n > 1 and pack(...) or nil)
   local t1 = core_now()
   if t1 - t0 > state.slow_ns then note_slow(rec, kind, t1 - t0, t0) end
   if t1 - state.settings_at > SETTINGS_EVERY then refresh_settings() end
@@ -505,9 +510,7 @@ end
 -- waiting ---------------------------------------------------------------------------------
 
 local function adopt(co, is_main)
-  local rec = { co = co, adopted = true, main = is_main or nil }
-  if not is_main then rec.tid = core_track(co) end
-  rec.s = s_adopt(S, rec, co, is_main)
+  local rec = s_adopt(S, co, (not is_main) and core_track(co) or nil, is_main)
   recs[co] = rec
   return rec
 end
@@ -553,7 +556,7 @@ local function block_main(rec, label, level)
       if not rec.woken and not uv.loop_alive() then
         local what = rec.blocked_on and suspended_text(rec.blocked_on) or ("the " .. label)
         run_undo(rec)
-        s_bump(rec.s)
+        s_bump(rec)
         rec.blocked_on = nil
         error(format("%s: the luv loop has nothing left to run, but %s", label, what), level + 2)
       end
@@ -567,7 +570,7 @@ end
 -- a task waiting in a helper was resumed by someone else: the wait is abandoned
 local function spurious(rec)
   run_undo(rec)
-  s_bump(rec.s)
+  s_bump(rec)
   error("async_inspect.luv: a task waiting in an aio helper was resumed by other code "
     .. "(use aio.wake to wake it)", 0)
 end
@@ -579,11 +582,16 @@ end
 -- (a C function in tail position keeps this frame: the level still counts it)
 local function suspend(rec, label, wait, level, pin_wait)
   if rec.main then return values(block_main(rec, label, level + 1)) end
-  return s_suspend(rec.s, pin(label), level + 1, (pin_wait and wait) and pin(wait) or wait, wait)
+  return s_suspend(rec, pin(label), level + 1, (pin_wait and wait) and pin(wait) or wait, wait)
 end
 
 -- the scheduler: its queue and task states in C, its slow paths here
-S = s_new(Task, start_idle, resume_failed, raw_add, wake_main, spurious)
+-- coroutines the scheduler did not spawn (the main thread, luv-style code using a
+-- helper) get a state too: a record with the task's fields, no methods, not a Task
+local Adopted = { __name = "async_inspect.luv.adopted" }
+Adopted.__index, Adopted.__newindex = core.sched_fields({})
+
+S = s_new(Task, Adopted, start_idle, resume_failed, raw_add, wake_main, spurious)
 
 local K_TIMER = pin("timer")
 
@@ -875,12 +883,7 @@ local function outcome(rec)
   rec.observed = true
   if rec.unjoined then rec.unjoined.observed = true end
   local done = rec.done
-  if done == "completed" then
-    local n = rec.nres
-    if n == 0 then return end
-    if n == 1 then return rec.r1 end
-    return unpack(rec.results, 1, n)
-  end
+  if done == "completed" then return s_results(rec) end
   if done == "failed" then
     if type(rec.err) == "string" then error(format("%s failed: %s", describe(rec), rec.err), 0) end
     error(rec.err, 0)
@@ -903,14 +906,8 @@ end
 -- @return the task's results
 -- @usage local body = aio.spawn("fetch", fetch, url):join()
 function Task:join()
-  if not is_task(self) then check_handle(self, "join") end
-  if self.done == "completed" then -- the common case of outcome, inline
-    self.observed = true
-    local n = self.nres
-    if n == 1 then return self.r1 end
-    if n == 0 then return end
-    return unpack(self.results, 1, n)
-  end
+  if s_completed(self) then return s_results(self) end -- the common case of outcome
+  check_handle(self, "join")
   if self.done == nil then
     refresh(self)
     if self.done == nil then
@@ -935,11 +932,10 @@ function Task:cancel()
   if st == "running" or st == "normal" then
     error(format("cannot cancel %s: it is running (return from it instead)", describe(self)), 2)
   end
-  s_bump(self.s)     -- whatever was scheduled for it is void now
+  s_bump(self)       -- whatever was scheduled for it is void now
   run_undo(self)
   clear_wait(self)
-  self.done = "cancelled"
-  s_done(self.s)     -- its body and arguments go too
+  s_done(self, "cancelled") -- its body and arguments go too
   co_close(self.co)
   finished(self)
   return true
@@ -1060,15 +1056,9 @@ local function spawn_task(name, fn, level, ...)
   local co = co_create(task_main)
   -- the default name is where fn is defined, not task_main; held: queued until it runs
   local tid = core_spawned(co, level + 1, fn, name, true)
-  -- every field a task gets in its life, so the table never grows (nil ones
-  -- take no slot now, but size it)
-  local rec = {
-    co = co, title = name, tid = tid, s = false,
-    done = nil, nres = nil, r1 = nil, observed = nil,
-  }
+  -- the task (its handle, a Task), with its first resume (rec, fn, ...) queued
+  local rec = s_spawn(S, co, tid, name, K_SPAWN, fn, ...)
   recs[co] = rec
-  -- its state in C, with the first resume (rec, fn, ...) queued; rec becomes a Task
-  rec.s = s_spawn(S, rec, co, K_SPAWN, fn, ...)
   return rec
 end
 
@@ -1114,7 +1104,7 @@ local function schedule(rec, kind, ...)
   if rec.done then return false end
   if rec.adopted and not rec.main and co_status(rec.co) == "dead" then return false end
   local n = select("#", ...)
-  s_enqueue(rec.s, gen_of(rec), kind, n, n == 1 and (...) or n > 1 and pack(...) or nil)
+  s_enqueue(rec, gen_of(rec), kind, n, n == 1 and (...) or n > 1 and pack(...) or nil)
   return true
 end
 
@@ -1133,7 +1123,7 @@ end
 -- @param ... values for the woken task
 -- @treturn boolean false when the task has already ended
 -- @usage aio.wake(waiter, item)
-M.wake = core.sched_waker(S, Task, "s", K_WAKE, wake_slow)
+M.wake = core.sched_waker(K_WAKE, wake_slow)
 
 --- `wake` with the kind of event that caused it, as the resume event will show it
 -- (`"lock"`, `"channel"`, ...).
@@ -1178,16 +1168,17 @@ end
 -- @return the values passed to `wake`
 -- @usage local item = aio.suspend("recv", "channel:jobs")
 function M.suspend(label, wait, on_cancel, level)
-  local rec = recs[co_running()]
+  local co, is_main = co_running()
+  local rec = recs[co]
   local lid = pin_ids[label]
   local wid = wait and pin_ids[wait]
   if lid == nil or (wid == nil and wait ~= nil) or on_cancel ~= nil or level ~= nil
-      or rec == nil or rec.main then
+      or rec == nil or is_main then
     -- checks, rare cases, first uses; a tail call, so it stands where we stand
     return suspend_slow(label, wait, on_cancel, level)
   end
   -- the common case: a task, texts seen before
-  return s_suspend(rec.s, lid, 1, wid, wait)
+  return s_suspend(rec, lid, 1, wid, wait)
 end
 
 -- reports: what is still suspended, diagnoser, snapshot provider --------------------------
