@@ -638,21 +638,22 @@ typedef struct ai_stask {
 ** than a metatable lookup, and no Lua code can forge a userdata's bytes */
 extern const char ai_sched_magic, ai_stask_magic;
 void ai_sched_init(ai_sched *S, ai_inspector *I);
+/* the full userdata at idx when it has `size` bytes and starts with the
+** pointer `magic` (as ai_sched and ai_stask do), else NULL */
+static inline void *ai_marked_udata(lua_State *L, int idx, size_t size, const void *magic) {
+  void *p = lua_touserdata(L, idx);
+  if (p == NULL || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != size ||
+      *(const void *const *)p != magic)
+    return NULL;
+  return p;
+}
 /* the scheduler at idx, or NULL when the value is something else */
 static inline ai_sched *ai_sched_at(lua_State *L, int idx) {
-  ai_sched *S = (ai_sched *)lua_touserdata(L, idx);
-  if (S == NULL || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *S ||
-      S->magic != &ai_sched_magic)
-    return NULL;
-  return S;
+  return (ai_sched *)ai_marked_udata(L, idx, sizeof(ai_sched), &ai_sched_magic);
 }
 /* the task at idx, or NULL when the value is something else */
 static inline ai_stask *ai_sched_task_at(lua_State *L, int idx) {
-  ai_stask *s = (ai_stask *)lua_touserdata(L, idx);
-  if (s == NULL || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *s ||
-      s->magic != &ai_stask_magic)
-    return NULL;
-  return s;
+  return (ai_stask *)ai_marked_udata(L, idx, sizeof(ai_stask), &ai_stask_magic);
 }
 void ai_sched_attribute(ai_inspector *I, lua_State *co, ai_str kind);
 void ai_sched_enqueue(lua_State *L, ai_stask *s, int sidx, uint64_t gen, ai_str kind, int n,

@@ -807,7 +807,6 @@ static int l_long_polls(lua_State *L) {
 /* schedulers (async_inspect.luv): where a spawned task really comes from   */
 /* ---------------------------------------------------------------------- */
 
-/* "source:line" where the function at idx is defined ("[C]" for a C one) */
 /* a tracked coroutine's creation site is the frame `level` of L: in the
 ** record, and in its spawn event when that is still the newest event */
 static void relocate_spawn(ai_inspector *I, lua_State *L, ai_task *t, int level) {
@@ -894,11 +893,6 @@ static ai_str sched_text(lua_State *L, ai_inspector *I, int arg) {
   return check_text(L, I, arg, 1024);
 }
 
-/* the wake kind of the next resume of co, and co waits for nothing now */
-static void sched_wake(lua_State *L, ai_inspector *I, lua_State *co, int kind_arg) {
-  ai_sched_attribute(I, co, sched_text(L, I, kind_arg));
-}
-
 /* sched_resume(co, kind, ...) -> as coroutine.resume(co, ...); the resume is
 ** attributed to `kind` (the wake kind) and the task no longer waits. */
 static int l_sched_resume(lua_State *L) {
@@ -906,15 +900,11 @@ static int l_sched_resume(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   luaL_argexpected(L, co != NULL, 1, "coroutine");
   luaL_argexpected(L, is_text(L, 2), 2, "string or pinned text");
-  sched_wake(L, I, co, 2);
+  ai_sched_attribute(I, co, sched_text(L, I, 2)); /* the kind; co waits for nothing now */
   lua_remove(L, 2);
   return ai_resume_results(L, ai_resume_values(I, L, co, lua_gettop(L) - 1));
 }
 
-/* sched_yield(label, level [, wait]) -> what the resume passes. A scheduler's
-** wait in one call: the next yield is an await point labelled `label` and
-** located `level` frames above the caller (as await_point), the task waits
-** for `wait` (texts: strings or pinned), and the coroutine yields. */
 /* the running coroutine L is about to wait in a scheduler: its next yield
 ** is an await point labelled by the text at label_arg and located `level`
 ** frames above the binding's caller, and it waits for the text at wait_arg
@@ -933,6 +923,10 @@ static void announce_wait(lua_State *L, ai_inspector *I, int label_arg, lua_Inte
   }
 }
 
+/* sched_yield(label, level [, wait]) -> what the resume passes. A scheduler's
+** wait in one call: the next yield is an await point labelled `label` and
+** located `level` frames above the caller (as await_point), the task waits
+** for `wait` (texts: strings or pinned), and the coroutine yields. */
 static int l_sched_yield(lua_State *L) {
   ai_inspector *I = inspector(L);
   int isnum;
@@ -1175,6 +1169,15 @@ static int l_sched_fields(lua_State *L) {
   return 2;
 }
 
+/* wake the task at 1 with n values (as ai_sched_enqueue) unless something
+** resumes it first; pushes false when it has ended (the enqueue is void) */
+static int push_wake(lua_State *L, ai_stask *s, ai_str kind, int n, int vidx) {
+  int ended = s->flags & AI_ST_DONE;
+  ai_sched_enqueue(L, s, 1, s->gen, kind, n, vidx);
+  lua_pushboolean(L, !ended);
+  return 1;
+}
+
 /* sched_wake(task, kind, n [, value]) -> false when the task has ended, else
 ** true: a resume with the values is queued unless one is pending */
 static int l_sched_wake(lua_State *L) {
@@ -1183,13 +1186,7 @@ static int l_sched_wake(lua_State *L) {
   int vidx, n;
   luaL_argexpected(L, is_text(L, 2), 2, "string or pinned text");
   n = check_values(L, 3, &vidx);
-  if (s->flags & AI_ST_DONE) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  ai_sched_enqueue(L, s, 1, s->gen, sched_text(L, I, 2), n, vidx);
-  lua_pushboolean(L, 1);
-  return 1;
+  return push_wake(L, s, sched_text(L, I, 2), n, vidx);
 }
 
 #define UV_WK_KIND lua_upvalueindex(1)
@@ -1202,15 +1199,8 @@ static int sched_wake_fn(lua_State *L) {
   int n = lua_gettop(L) - 1;
   ai_stask *s;
   if (n <= 1 && (s = ai_sched_task_at(L, 1)) != NULL && !(s->flags & AI_ST_ADOPTED)) {
-    if (s->flags & AI_ST_DONE) {
-      lua_pushboolean(L, 0);
-      return 1;
-    }
     /* the kind is pinned (checked by sched_waker): no reference */
-    ai_sched_enqueue(L, s, 1, s->gen, (ai_str)(uintptr_t)lua_touserdata(L, UV_WK_KIND), n,
-                     n > 0 ? 2 : 0);
-    lua_pushboolean(L, 1);
-    return 1;
+    return push_wake(L, s, (ai_str)(uintptr_t)lua_touserdata(L, UV_WK_KIND), n, n > 0 ? 2 : 0);
   }
   lua_pushvalue(L, UV_WK_SLOW);
   lua_insert(L, 1);

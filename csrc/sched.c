@@ -56,18 +56,19 @@ void ai_sched_attribute(ai_inspector *I, lua_State *co, ai_str kind) {
   t->wait = 0;
 }
 
-/* push the scheduler of s (anchored in the registry) */
-static void push_sched(lua_State *L, const ai_sched *S) {
+/* push the scheduler's Lua slow path `which` (a uservalue of the
+** scheduler, which is anchored in the registry) */
+static void push_slow_path(lua_State *L, const ai_sched *S, int which) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->self_ref);
-}
-
-/* call the scheduler's Lua slow path `which` (uservalue of the scheduler)
-** with the task at sidx and nargs values from the top */
-static void call_back(lua_State *L, int sidx, int which, int nargs) {
-  ai_stask *s = (ai_stask *)lua_touserdata(L, sidx);
-  push_sched(L, s->sched);
   lua_getiuservalue(L, -1, which);
   lua_remove(L, -2);
+}
+
+/* call the scheduler's Lua slow path `which` with the task at sidx and
+** nargs values from the top */
+static void call_back(lua_State *L, int sidx, int which, int nargs) {
+  ai_stask *s = (ai_stask *)lua_touserdata(L, sidx);
+  push_slow_path(L, s->sched, which);
   lua_pushvalue(L, sidx);
   if (nargs > 0) {
     lua_rotate(L, -(nargs + 2), 2); /* function, task, then the values */
@@ -125,9 +126,7 @@ void ai_sched_enqueue(lua_State *L, ai_stask *s, int sidx, uint64_t gen, ai_str 
   lua_pop(L, 1);
   if (!S->idle) { /* the first entry: the Lua side starts an idle handle that drains */
     S->idle = 1;
-    push_sched(L, S);
-    lua_getiuservalue(L, -1, AI_SC_START_IDLE);
-    lua_remove(L, -2);
+    push_slow_path(L, S, AI_SC_START_IDLE);
     lua_call(L, 0, 0);
   }
 }

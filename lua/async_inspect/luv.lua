@@ -585,12 +585,12 @@ local function suspend(rec, label, wait, level, pin_wait)
   return s_suspend(rec, pin(label), level + 1, (pin_wait and wait) and pin(wait) or wait, wait)
 end
 
--- the scheduler: its queue and task states in C, its slow paths here
 -- coroutines the scheduler did not spawn (the main thread, luv-style code using a
 -- helper) get a state too: a record with the task's fields, no methods, not a Task
 local Adopted = { __name = "async_inspect.luv.adopted" }
 Adopted.__index, Adopted.__newindex = core.sched_fields({})
 
+-- the scheduler: its queue and task states in C, its slow paths here
 S = s_new(Task, Adopted, start_idle, resume_failed, raw_add, wake_main, spurious)
 
 local K_TIMER = pin("timer")
